@@ -1,0 +1,13 @@
+/**
+ * @file hypercomp.h
+ * @brief The umbrella header: includes every public module of libhypercomp.
+ */
+#ifndef HYPERCOMP_H
+#define HYPERCOMP_H
+
+#include "hypercomp/common.h"
+#include "hypercomp/compressor.h"
+#include "hypercomp/scalar.h"
+#include "hypercomp/io.h"
+
+#endif
