@@ -7,6 +7,7 @@
 
 #include "hypercomp/common.h"
 #include "hypercomp/compressor.h"
+#include "hypercomp/grokfast.h"
 #include "hypercomp/scalar.h"
 #include "hypercomp/io.h"
 
