@@ -5,9 +5,11 @@
 
 #include "codec.h"
 #include "scalar/scalar.h"
+#include "pipeline/pipeline_internal.h"
 
 static const hci_codec *const codecs[] = {
     &hci_codec_f32, &hci_codec_fp16, &hci_codec_bf16,
+    &hci_codec_residual,
 };
 
 static const struct {
