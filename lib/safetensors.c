@@ -42,14 +42,15 @@ typedef struct st_entry {
     int64_t shape[HC_SAFETENSORS_MAX_DIMS];
     int64_t numel;
     uint64_t begin, end;   /* within the data section */
+    const uint8_t *ptr;    /* the data: in the mapping, or in the aligned copy */
 } st_entry;
 
 struct hc_safetensors {
     char *path;
     void *map;             /* the whole file, or NULL for an empty data section */
     size_t map_size;
-    const uint8_t *data;   /* the data section (inside map, or the aligned copy) */
-    void *aligned_copy;    /* set when the file's offsets leave an element misaligned */
+    const uint8_t *data;   /* the data section, inside map */
+    void *aligned_copy;    /* copies of the tensors the file leaves misaligned, or NULL */
     uint64_t data_size;
     st_entry *entries;     /* in order of data offsets */
     size_t n;
@@ -335,20 +336,31 @@ out:
 
 /* ---- opening ---- */
 
-/* Views hand out typed pointers: when a foreign file leaves some element misaligned (its header
- * length is not a multiple of the element size), read the data section into aligned memory. */
+/* Views hand out typed pointers: a tensor that a foreign file leaves misaligned for its element
+ * size (odd header length, odd offsets) is copied into aligned memory, the others stay mapped. */
 static int align_data(hc_safetensors *st)
 {
-    int misaligned = 0;
-    for (size_t i = 0; i < st->n && !misaligned; i++)
-        misaligned = ((uintptr_t)(st->data + st->entries[i].begin) % st->entries[i].dtype->size) != 0;
-    if (!misaligned)
+    size_t need = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        st_entry *e = &st->entries[i];
+        e->ptr = st->data + e->begin;
+        if ((uintptr_t)e->ptr % e->dtype->size != 0)
+            need += (size_t)(e->end - e->begin + 7) / 8 * 8; /* bounded by the file size */
+    }
+    if (need == 0)
         return HC_OK;
-    st->aligned_copy = hci_aligned_array((size_t)st->data_size, 1);
-    if (!st->aligned_copy)
+    uint8_t *copy = hci_aligned_array(need, 1);
+    if (!copy)
         return HC_ENOMEM;
-    memcpy(st->aligned_copy, st->data, (size_t)st->data_size);
-    st->data = st->aligned_copy;
+    st->aligned_copy = copy;
+    for (size_t i = 0; i < st->n; i++) {
+        st_entry *e = &st->entries[i];
+        if ((uintptr_t)e->ptr % e->dtype->size != 0) {
+            memcpy(copy, e->ptr, (size_t)(e->end - e->begin));
+            e->ptr = copy;
+            copy += (size_t)(e->end - e->begin + 7) / 8 * 8;
+        }
+    }
     return HC_OK;
 }
 
@@ -533,7 +545,7 @@ int hc_safetensors_tensor(hc_tensor_view *out, const hc_safetensors *st, size_t 
     v.ndim = e->ndim;
     for (uint32_t i = 0; i < e->ndim; i++)
         v.shape[i] = e->shape[i];
-    v.data = st->data + e->begin;
+    v.data = e->ptr;
     v.struct_size = out->struct_size;
     memcpy(out, &v, out->struct_size);
     return HC_OK;
