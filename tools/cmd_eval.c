@@ -217,6 +217,10 @@ static int report(eval_run *r)
 
 int cmd_eval(int argc, char **argv)
 {
+    /* `--pipeline` runs stages instead of one codec (eval_pipeline.c) */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--pipeline") == 0 || strncmp(argv[i], "--pipeline=", 11) == 0)
+            return cli_eval_pipeline(argc, argv);
     eval_run r;
     memset(&r, 0, sizeof r);
     r.cmd = "eval";
@@ -238,7 +242,9 @@ int cmd_eval(int argc, char **argv)
         cli_print_help(stdout, "hypercomp eval FILE.safetensors --codec SPEC [--min-size N] [--threads N] [--json]",
                        "Compresses every F32/F16/BF16 tensor of at least N values with one codec and reports bits per\n"
                        "weight and the error per tensor and in total (rel_rmse = sqrt(sum ||W-W'||^2 / sum ||W||^2);\n"
-                       "bpw counts every bit of the serialised form). Other tensors are counted as skipped.",
+                       "bpw counts every bit of the serialised form). Other tensors are counted as skipped.\n"
+                       "With --pipeline refine|escalate --stage SPEC ... it runs a pipeline of stages instead\n"
+                       "(`hypercomp eval --pipeline refine --help` describes it).",
                        opts);
         return CLI_OK;
     }
