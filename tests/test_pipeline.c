@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "common/alloc.h"
+#include "common/error.h"
 #include "common/bytes.h"
 #include "common/crc32c.h"
 #include "common/half.h"
@@ -640,6 +641,13 @@ END_TEST
 
 /* ---- cancellation ---- */
 
+static int failing_sink(const char *name, const hc_ctensor *ct, void *ud)
+{
+    (void)ct;
+    (void)ud;
+    return strcmp(name, "t1") == 0 ? hci_fail(HC_EIO, "disk full at %s", name) : 0;
+}
+
 START_TEST(callback_cancels_without_a_half_result)
 {
     float *w = test_gauss(50, 1200, 1.0);
@@ -685,6 +693,9 @@ START_TEST(callback_cancels_without_a_half_result)
     ck_assert_status(hc_pipeline_compress_model(p, m, sink_cb, &s), HC_ECANCELLED, "cancelled by the sink at tensor 't2'");
     ck_assert_int_eq(s.n, 3);
     sink_free(&s);
+    /* a sink's own failure status comes back with its message */
+    ck_assert_status(hc_pipeline_compress_model(p, m, failing_sink, NULL), HC_EIO, "disk full at t1");
+
     hc_pipeline_free(p);
     hc_model_free(m);
     free(w);

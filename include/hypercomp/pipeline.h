@@ -179,11 +179,14 @@ typedef int (*hc_eval_fn)(double *out, const hc_model *model, void *user_data);
 
 /**
  * @brief Receives each compressed tensor of hc_pipeline_compress_model(), in model order, on the
- * calling thread: the seam a container writer plugs into.
+ * calling thread: the seam a container writer plugs into. A writer's add function that returns
+ * an #hc_status fits directly: a negative return stops the work and hc_pipeline_compress_model()
+ * returns that status with the sink's message, so the caller can discard the writer.
  * @param name The tensor name.
  * @param ct The compressed tensor, borrowed: valid during the call (serialise or copy it).
  * @param user_data The pointer given to hc_pipeline_compress_model().
- * @return 0 to continue, nonzero to cancel.
+ * @return 0 to continue; a negative #hc_status to fail with it; a positive value to cancel
+ *         (#HC_ECANCELLED).
  */
 typedef int (*hc_sink_fn)(const char *name, const hc_ctensor *ct, void *user_data);
 

@@ -136,6 +136,17 @@ static int code_entry(hc_ctensor **out, const hci_run *base, const model_entry *
     return hci_run_tensor(out, &run, &e->view);
 }
 
+/* A negative return is the sink's own status (its message stands); a positive one cancels. */
+static int deliver(hc_sink_fn sink, const char *name, const hc_ctensor *ct, void *user_data)
+{
+    int r = sink(name, ct, user_data);
+    if (r < 0)
+        return r;
+    if (r > 0)
+        return hci_fail(HC_ECANCELLED, "pipeline cancelled by the sink at tensor '%s'", name);
+    return HC_OK;
+}
+
 /* ---- the model gate ---- */
 
 int hci_model_gate_check(const hci_run *run, const float *decoded, int *passed, double *score)
@@ -183,8 +194,7 @@ static int compress_gated(hc_pipeline *p, const hc_model *m, hc_sink_fn sink, vo
             dec = NULL;
             mg.current->t[i].view.dtype = HC_DTYPE_F32;
             mg.current->t[i].view.data = mg.decoded[i];
-            if (sink(m->t[i].name, ct, user_data) != 0)
-                rc = hci_fail(HC_ECANCELLED, "pipeline cancelled by the sink at tensor '%s'", m->t[i].name);
+            rc = deliver(sink, m->t[i].name, ct, user_data);
         }
         hci_free(dec);
         hc_ctensor_free(ct);
@@ -238,8 +248,8 @@ int hc_pipeline_compress_model(hc_pipeline *p, const hc_model *m, hc_sink_fn sin
         batch_job job = { m, &run, first, results };
         rc = hci_parallel_for(threads, (int64_t)count, 1, batch_worker, &job);
         for (size_t i = 0; i < count; i++) {
-            if (rc == HC_OK && sink(m->t[first + i].name, results[i], user_data) != 0)
-                rc = hci_fail(HC_ECANCELLED, "pipeline cancelled by the sink at tensor '%s'", m->t[first + i].name);
+            if (rc == HC_OK)
+                rc = deliver(sink, m->t[first + i].name, results[i], user_data);
             hc_ctensor_free(results[i]);
             results[i] = NULL;
         }
