@@ -26,7 +26,7 @@ static const char *action_names[] = { "kept", "dropped", "failed", "rolled_back"
 static const char *action_name(uint32_t a) { return a < 8 ? action_names[a] : "?"; }
 
 typedef struct stage_sum {
-    uint64_t tensors, kept, dropped, failed, bits, values;
+    uint64_t tensors, kept, dropped, failed, passed, bits, values;
     double ref_sq, err_sq;
 } stage_sum;
 
@@ -126,6 +126,7 @@ static int on_stage(const hc_stage_metrics *m, void *ud)
         s->kept += m->action == HC_STAGE_KEPT;
         s->dropped += m->action == HC_STAGE_DROPPED;
         s->failed += m->action == HC_STAGE_FAILED || m->action == HC_STAGE_ROLLED_BACK;
+        s->passed += m->gate_passed == 1;
         s->bits += m->bits;
         s->values += m->n_values;
         s->ref_sq += ref;
@@ -343,21 +344,21 @@ int cli_eval_pipeline(int argc, char **argv)
     if (!r.json) {
         cli_table_rule(stdout, columns, N_COLUMNS);
         printf("\nper stage (over the tensors that ran it; refine: cumulative):\n");
-        printf("  %-3s %-20s %8s %6s %8s %7s %10s %9s\n", "#", "stage", "tensors", "kept", "dropped", "failed", "bpw",
-               "rel_rmse");
+        printf("  %-3s %-20s %8s %6s %8s %7s %7s %10s %9s\n", "#", "stage", "tensors", "kept", "dropped", "failed",
+               "passed", "bpw", "rel_rmse");
     }
     for (uint32_t s = 0; s < n_stages; s++) {
         const stage_sum *ss = &r.per_stage[s];
         double bpw = ss->values ? (double)ss->bits / (double)ss->values : NAN;
         double rel = ss->ref_sq > 0 ? sqrt(ss->err_sq / ss->ref_sq) : NAN;
         if (!r.json) {
-            printf("  %-3u %-20s %8" PRIu64 " %6" PRIu64 " %8" PRIu64 " %7" PRIu64 " %10.4f %9.6f\n", s, r.stage_names[s],
-                   ss->tensors, ss->kept, ss->dropped, ss->failed, bpw, rel);
+            printf("  %-3u %-20s %8" PRIu64 " %6" PRIu64 " %8" PRIu64 " %7" PRIu64 " %7" PRIu64 " %10.4f %9.6f\n", s,
+                   r.stage_names[s], ss->tensors, ss->kept, ss->dropped, ss->failed, ss->passed, bpw, rel);
         } else {
             json_object *so = json_object_new_object();
             if (!so || cli_json_add_string(so, "stage", r.stage_names[s]) || cli_json_add_int(so, "tensors", (int64_t)ss->tensors) ||
                 cli_json_add_int(so, "kept", (int64_t)ss->kept) || cli_json_add_int(so, "dropped", (int64_t)ss->dropped) ||
-                cli_json_add_int(so, "failed", (int64_t)ss->failed) || cli_json_add_number(so, "bpw", bpw) ||
+                cli_json_add_int(so, "failed", (int64_t)ss->failed) || cli_json_add_int(so, "passed", (int64_t)ss->passed) || cli_json_add_number(so, "bpw", bpw) ||
                 cli_json_add_number(so, "rel_rmse", rel) || json_object_array_add(summary, so) != 0) {
                 json_object_put(so);
                 rc = CLI_FAILED;
