@@ -533,6 +533,43 @@ START_TEST(model_gate_rolls_back_a_stage_that_costs_too_much)
 }
 END_TEST
 
+START_TEST(model_gate_keeps_refining_until_the_model_retains)
+{
+    const int64_t rows = 30, cols = 40, n = rows * cols;
+    float *a = test_gauss(23, n, 1.0);
+    hc_model *m;
+    ck_assert_ok(hc_model_new(&m));
+    hc_tensor_view va = test_view2("a", a, rows, cols);
+    ck_assert_ok(hc_model_add(m, &va));
+    hc_pipeline_options o = HC_PIPELINE_OPTIONS_INIT;
+    o.min_db_per_bit = 0;
+    hc_pipeline *p;
+    ck_assert_ok(hc_pipeline_new(&p, &o));
+    add(p, "bf16", NULL);
+    add(p, "bf16", NULL);
+    add(p, "f32", NULL);
+    /* one bf16 stage loses more than 5%, two do not: the cascade stops after the second */
+    eval_ctx e = { { a }, { (size_t)n }, 2e5, 0, 0, 0 };
+    ck_assert_ok(hc_pipeline_set_evaluator(p, eval_cb, &e));
+    record rec = { 0 };
+    hc_pipeline_set_stage_callback(p, record_cb, &rec);
+    sink_rec s = { 0 };
+    ck_assert_ok(hc_pipeline_compress_model(p, m, sink_cb, &s));
+    ck_assert_int_eq(s.n, 1);
+    ck_assert_uint_eq(s.codec[0], HC_CODEC_RESIDUAL);
+    ck_assert_int_eq(rec.n, 3);
+    ck_assert_int_eq(rec.m[0].gate_passed, 0);
+    ck_assert(rec.m[0].model_score < 0.95);
+    ck_assert_int_eq(rec.m[1].gate_passed, 1);
+    ck_assert(rec.m[1].model_score >= 0.95);
+    ck_assert_int_eq(e.calls, 3);
+    sink_free(&s);
+    hc_pipeline_free(p);
+    hc_model_free(m);
+    free(a);
+}
+END_TEST
+
 START_TEST(rules_and_keeps_choose_per_tensor)
 {
     float *big = test_gauss(31, 64 * 64, 1.0), *norm = test_gauss(32, 64, 1.0), *small = test_gauss(33, 16, 1.0);
@@ -1075,6 +1112,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, gate_kinds_parse_and_judge);
     tcase_add_test(tc, snr_and_cosine_gates_decide_escalation);
     tcase_add_test(tc, model_gate_rolls_back_a_stage_that_costs_too_much);
+    tcase_add_test(tc, model_gate_keeps_refining_until_the_model_retains);
     tcase_add_test(tc, rules_and_keeps_choose_per_tensor);
     tcase_add_test(tc, model_results_match_across_thread_counts);
     tcase_add_test(tc, callback_cancels_without_a_half_result);

@@ -302,7 +302,8 @@ HC_API int hc_pipeline_set_evaluator(hc_pipeline *p, hc_eval_fn fn, void *user_d
 HC_API int hc_pipeline_add_rule(hc_pipeline *p, const char *pattern, const char *keep_spec, const hc_pipeline *use);
 
 /**
- * @brief Runs the pipeline on one tensor.
+ * @brief Runs the pipeline on one tensor, with its tensor gates (the model gate and the rules
+ * apply to hc_pipeline_compress_model() only).
  * @param out Receives the result; free it with hc_ctensor_free(). NULL on failure.
  * @param p The pipeline (at least one stage).
  * @param t The tensor (F32, F16 or BF16, finite).
