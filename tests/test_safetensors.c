@@ -372,6 +372,9 @@ static const hostile hostiles[] = {
     /* a duplicate key keeps the last entry; the first one's bytes then belong to no tensor */
     { "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
       "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "has a hole: bytes [0, 4)" },
+    { "{\"t\":{\"dtype\":\"F32\\u0000x\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+      "tensor 't' has unknown dtype \"F32\\u0000x\"" },
+    { "{\"__metadata__\":{\"k\":\"a\\u0000b\"}}", 0, "__metadata__ key 'k' has a value with a NUL character" },
     { "{\"__metadata__\":[1]}", 0, "__metadata__ is [1], not an object of strings" },
     { "{\"__metadata__\":\"x\"}", 0, "__metadata__ is \"x\", not an object of strings" },
     { "{\"__metadata__\":{\"k\":5}}", 0, "__metadata__ key 'k' has value 5, not a string" },

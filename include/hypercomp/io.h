@@ -34,6 +34,7 @@ typedef struct hc_safetensors_writer hc_safetensors_writer;
  * section whose length is the element count times the element size. Unknown fields are refused,
  * and the tensors must tile the data section without overlaps or holes, as the format requires.
  * Tensors of every dtype of the format are listed; only F32, F16 and BF16 can be viewed.
+ * The file is mapped, not read: it must not be truncated by another process while open.
  * @param out Receives the reader; close it with hc_safetensors_close().
  * @param path The file.
  * @return #HC_OK; #HC_EIO when it cannot be read; #HC_EFORMAT naming the malformed part.
