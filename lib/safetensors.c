@@ -278,8 +278,18 @@ static int parse_header(hc_safetensors *st, const char *text, size_t len)
     json_object *root = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
+    if (!root && jerr == json_tokener_continue) {
+        /* a bare literal or number ("null", "12") only ends at the next character: supply one, so
+         * it is reported as what it is rather than as truncated JSON */
+        root = json_tokener_parse_ex(tok, " ", 1);
+        jerr = json_tokener_get_error(tok);
+    }
     json_tokener_free(tok);
     int rc = HC_OK;
+    if (!root && jerr == json_tokener_success) {
+        rc = hci_fail(HC_EFORMAT, "safetensors file '%s': the header is JSON null, not an object", st->path);
+        goto out;
+    }
     if (!root || jerr != json_tokener_success) {
         if (jerr == json_tokener_continue)
             jerr = json_tokener_error_parse_eof;

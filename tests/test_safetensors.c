@@ -320,6 +320,8 @@ static const hostile hostiles[] = {
     { "{\"\xff\":{}}", 0, "the header is not valid JSON" },
     { "[1,2]", 0, "the header is a JSON array, not an object" },
     { "\"text\"", 0, "the header is a JSON string, not an object" },
+    { "null", 0, "the header is JSON null, not an object" },
+    { "12", 0, "the header is a JSON int, not an object" },
     { "{} x", 0, "trailing bytes after its JSON object (byte 3 of 4 is 0x78)" },
     { "{\"t\":5}", 0, "tensor 't' is 5, not an object" },
     { "{\"t\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "tensor 't' has dtype 5, not a string" },
