@@ -149,6 +149,7 @@ HC_API const char *hc_safetensors_metadata_key(const hc_safetensors *st, size_t 
  * hc_safetensors_writer_finish() writes the header (padded with spaces so the data section is
  * 8-byte aligned) and the data into a second temporary file there and renames it over path, so
  * no partial file ever appears under path and an existing file is replaced only on success.
+ * (A crash during finish itself can leave that second file, named `path.<16 hex digits>.tmp`.)
  * @param out Receives the writer.
  * @param path The target file.
  * @return #HC_OK, #HC_EIO naming the file and the system error (e.g. a missing or read-only
