@@ -3,9 +3,11 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_eval.h"
 #include "hypercomp/hypercomp.h"
 
 static const cli_command commands[] = {
+    { "eval", "compress every tensor of a safetensors file and report bpw and error", cmd_eval },
     { NULL, NULL, NULL },
 };
 
