@@ -16,9 +16,4 @@ typedef struct cli_command {
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
 } cli_command;
 
-/* The subcommands, one file each. */
-int cmd_eval(int argc, char **argv);
-/* `eval --pipeline ...` (eval_pipeline.c), reached through cmd_eval. */
-int cli_eval_pipeline(int argc, char **argv);
-
 #endif

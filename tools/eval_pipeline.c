@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "cli_util.h"
+#include "cmd_eval.h"
 
 #define MAX_STAGES 16
 #define MAX_KEEPS 16

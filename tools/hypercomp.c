@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_eval.h"
 #include "hypercomp/hypercomp.h"
 
 static const cli_command commands[] = {
