@@ -204,7 +204,7 @@ int cli_eval_pipeline(int argc, char **argv)
     const char *mode = NULL, *gate_text = NULL, *fallback = NULL, *min_db = NULL, *lr = NULL;
     uint64_t min_size = DEFAULT_MIN_SIZE;
     uint32_t threads = 1, gains = 0;
-    int no_grokfast = 0;
+    int no_grokfast = 0, gain_exact = 0;
     const cli_option opts[] = {
         { "pipeline", CLI_OPT_STRING, &mode, "MODE", "refine (residual cascade) or escalate (fallback hierarchy)" },
         { "stage", CLI_OPT_STRING, NULL, "SPEC[@GATE]", "a stage (repeat, in order): codec spec, optional own gate" },
@@ -213,6 +213,7 @@ int cli_eval_pipeline(int argc, char **argv)
         { "gains", CLI_OPT_U32, &gains, "N", "refine: refine per-row stage gains with N Grokfast-Adam steps" },
         { "gain-lr", CLI_OPT_STRING, &lr, "X", "Adam step size of the gain refinement (default 0.002)" },
         { "no-grokfast", CLI_OPT_FLAG, &no_grokfast, NULL, "refine the gains with plain Adam" },
+        { "gain-exact", CLI_OPT_FLAG, &gain_exact, NULL, "solve each row's gains exactly instead (with --gains N, N > 0)" },
         { "fallback", CLI_OPT_STRING, &fallback, "SPEC", "code a tensor no stage passes with SPEC (default: fail)" },
         { "keep", CLI_OPT_STRING, NULL, "GLOB", "keep tensors whose name matches in f32 (repeat)" },
         { "min-size", CLI_OPT_U64, &min_size, "N", "keep tensors of fewer values in f32 (default 4096)" },
@@ -252,6 +253,7 @@ int cli_eval_pipeline(int argc, char **argv)
     o.threads = threads;
     o.gain_iters = gains;
     o.gain_filter = no_grokfast ? 0 : 1;
+    o.gain_solver = gain_exact ? 1 : 0;
     o.keep_below = min_size;
     o.keep_1d = 0;
     char *end;

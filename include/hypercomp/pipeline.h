@@ -205,11 +205,12 @@ typedef struct hc_pipeline_options {
     const char *keep_spec;     /**< hc_pipeline_compress_model(): coding of kept tensors (copied; default "f32"). */
     uint64_t keep_below;       /**< hc_pipeline_compress_model(): tensors with fewer values are kept (default 0). */
     uint32_t keep_1d;          /**< hc_pipeline_compress_model(): 1 keeps tensors of at most one dimension (norms, biases) (default 1). */
+    uint32_t gain_solver;      /**< Refine, when gain_iters > 0: 0 runs gain_iters Grokfast-Adam steps; 1 solves each row's gains exactly (the loss is quadratic in them) (default 0). */
 } hc_pipeline_options;
 
 /** @brief Static initialiser with the defaults. */
 #define HC_PIPELINE_OPTIONS_INIT                                                                    \
-    { sizeof(hc_pipeline_options), 0u, 1.0, NULL, 1u, 0u, 2e-3f, 1u, 0.95, 1u, NULL, 0u, 1u }
+    { sizeof(hc_pipeline_options), 0u, 1.0, NULL, 1u, 0u, 2e-3f, 1u, 0.95, 1u, NULL, 0u, 1u, 0u }
 
 /**
  * @brief Initialises options to their defaults.

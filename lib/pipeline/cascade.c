@@ -240,7 +240,10 @@ static int refine_gains(const tensor_ctx *tc, cascade *c, uint16_t **gains_out, 
     for (size_t i = 0; i < ng; i++)
         g[i] = 1.0f;
     double loss0 = hci_gain_loss(&gp, g);
-    rc = hci_gain_refine(&gp, g, o->gain_iters, o->gain_lr, o->gain_filter, NULL);
+    if (o->gain_solver == 1)
+        hci_gain_optimum(&gp, g);
+    else
+        rc = hci_gain_refine(&gp, g, o->gain_iters, o->gain_lr, o->gain_filter, NULL);
     if (rc == HC_OK) {
         /* the stored gains are fp16: judge what will be stored */
         for (size_t i = 0; i < ng; i++) {

@@ -63,9 +63,10 @@ int hc_pipeline_new(hc_pipeline **out, const hc_pipeline_options *user)
                         o.min_db_per_bit);
     if (!(o.model_retain > 0 && o.model_retain <= 1))
         return hci_fail(HC_EINVAL, "hc_pipeline_options: model_retain %g is outside (0, 1]", o.model_retain);
-    if (o.higher_is_better > 1 || o.gain_filter > 1 || o.keep_1d > 1)
-        return hci_fail(HC_EINVAL, "hc_pipeline_options: higher_is_better %u, gain_filter %u and keep_1d %u must be 0 or 1",
-                        o.higher_is_better, o.gain_filter, o.keep_1d);
+    if (o.higher_is_better > 1 || o.gain_filter > 1 || o.keep_1d > 1 || o.gain_solver > 1)
+        return hci_fail(HC_EINVAL,
+                        "hc_pipeline_options: higher_is_better %u, gain_filter %u, keep_1d %u and gain_solver %u must be 0 or 1",
+                        o.higher_is_better, o.gain_filter, o.keep_1d, o.gain_solver);
     if (o.gain_iters > 100000)
         return hci_fail(HC_EINVAL, "hc_pipeline_options: gain_iters %u is larger than 100000", o.gain_iters);
     if (o.gain_iters && !(o.gain_lr > 0 && isfinite(o.gain_lr)))
