@@ -128,11 +128,14 @@ void hci_gain_optimum(const hci_gain_problem *gp, float *g)
     for (int64_t r = 0; r < gp->rows; r++) {
         const double *G = gp->gram + (size_t)r * n * n, *b = gp->cross + (size_t)r * n;
         double scale = 0;
+        for (uint32_t s = 0; s < n; s++)
+            scale = fmax(scale, fabs(G[s * n + s]));
+        /* a tiny ridge towards gain 1 keeps rows with a silent (all-zero) stage solvable */
+        double ridge = 1e-9 * scale;
         for (uint32_t s = 0; s < n; s++) {
             for (uint32_t t = 0; t < n; t++)
-                A[s][t] = G[s * n + t];
-            A[s][n] = b[s];
-            scale = fmax(scale, fabs(G[s * n + s]));
+                A[s][t] = G[s * n + t] + (s == t ? ridge : 0.0);
+            A[s][n] = b[s] + ridge;
         }
         int ok = scale > 0;
         /* Gaussian elimination with partial pivoting */

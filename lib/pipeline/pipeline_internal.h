@@ -110,8 +110,8 @@ double hci_gain_loss(const hci_gain_problem *gp, const float *g);
 /* Runs `iters` Grokfast-Adam steps from g (in/out); trace (iters + 1 values, or NULL) receives
  * the normalised loss before each step and after the last. */
 int hci_gain_refine(const hci_gain_problem *gp, float *g, uint32_t iters, float lr, uint32_t filter, double *trace);
-/* The exact minimiser (per row an n x n solve), for reference; rows whose Gram matrix is
- * singular keep gain 1. */
+/* The exact minimiser (per row an n x n solve, with a 1e-9 relative ridge towards gain 1 so
+ * rows with a silent stage stay solvable); all-zero rows keep gain 1. */
 void hci_gain_optimum(const hci_gain_problem *gp, float *g);
 
 #endif
