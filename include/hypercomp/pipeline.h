@@ -41,7 +41,10 @@ typedef enum hc_pipeline_mode {
 /** @brief Most stages a pipeline (and an #HC_CODEC_RESIDUAL tensor) may have. */
 #define HC_PIPELINE_MAX_STAGES 16
 
-/** @brief The most stages a pipeline may have, for callers without macros. */
+/**
+ * @brief The most stages a pipeline may have, for callers without macros.
+ * @return #HC_PIPELINE_MAX_STAGES.
+ */
 HC_API uint32_t hc_pipeline_max_stages(void);
 
 /** @brief Bits of hc_gate::checks: which thresholds a gate applies. */
@@ -231,7 +234,10 @@ typedef struct hc_pipeline hc_pipeline;
  */
 HC_API int hc_pipeline_new(hc_pipeline **out, const hc_pipeline_options *opts);
 
-/** @brief Frees a pipeline; NULL is accepted. */
+/**
+ * @brief Frees a pipeline (not the pipelines its rules borrow).
+ * @param p The pipeline; NULL is accepted.
+ */
 HC_API void hc_pipeline_free(hc_pipeline *p);
 
 /**
@@ -255,7 +261,11 @@ HC_API int hc_pipeline_add_stage(hc_pipeline *p, const char *name, const hc_comp
  */
 HC_API int hc_pipeline_add_stage_spec(hc_pipeline *p, const char *name, const char *spec, const hc_gate *gate);
 
-/** @brief Number of stages. */
+/**
+ * @brief Number of stages.
+ * @param p The pipeline.
+ * @return The stage count; 0 for NULL.
+ */
 HC_API uint32_t hc_pipeline_stage_count(const hc_pipeline *p);
 
 /**
@@ -338,7 +348,10 @@ HC_API int hc_pipeline_compress_model(hc_pipeline *p, const hc_model *m, hc_sink
  */
 HC_API int hc_model_new(hc_model **out);
 
-/** @brief Frees a model (not the data its views borrow); NULL is accepted. */
+/**
+ * @brief Frees a model (not the data its views borrow).
+ * @param m The model; NULL is accepted.
+ */
 HC_API void hc_model_free(hc_model *m);
 
 /**
@@ -350,7 +363,11 @@ HC_API void hc_model_free(hc_model *m);
  */
 HC_API int hc_model_add(hc_model *m, const hc_tensor_view *t);
 
-/** @brief Number of tensors in the model. */
+/**
+ * @brief Number of tensors in the model.
+ * @param m The model.
+ * @return The tensor count; 0 for NULL.
+ */
 HC_API size_t hc_model_count(const hc_model *m);
 
 /**
