@@ -327,6 +327,11 @@ static int run_refine(hc_ctensor **out, const tensor_ctx *tc)
         fill(&m, tc, si, st->name, st->spec, 0, keep ? HC_STAGE_KEPT : HC_STAGE_DROPPED, ct_bits(ct), bits, &s);
         int passed = 0;
         if (keep) {
+            /* the decoded stages are only needed again by the gain refinement */
+            if (!p->o.gain_iters) {
+                hci_free(dec);
+                dec = NULL;
+            }
             c.dec[c.n] = dec;
             c.index[c.n] = si;
             c.n++;
