@@ -3,9 +3,11 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_bench.h"
 #include "hypercomp/hypercomp.h"
 
 static const cli_command commands[] = {
+    { "bench", "benchmark a codec on a synthetic matrix against BLAS sgemv", cmd_bench },
     { NULL, NULL, NULL },
 };
 
