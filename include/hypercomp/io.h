@@ -29,14 +29,23 @@ typedef struct hc_safetensors_writer hc_safetensors_writer;
  */
 HC_API int hc_safetensors_open(hc_safetensors **out, const char *path);
 
-/** @brief Closes a reader; NULL is accepted. Views obtained from it become invalid. */
+/**
+ * @brief Closes a reader; NULL is accepted. Views obtained from it become invalid.
+ * @param st The reader, or NULL.
+ */
 HC_API void hc_safetensors_close(hc_safetensors *st);
 
-/** @brief Number of tensors in the file (every dtype). */
+/**
+ * @brief Number of tensors in the file (every dtype).
+ * @param st The reader.
+ * @return The tensor count.
+ */
 HC_API size_t hc_safetensors_count(const hc_safetensors *st);
 
 /**
  * @brief Name of tensor number index, in file order of data offsets.
+ * @param st The reader.
+ * @param index 0 to the count - 1.
  * @return A string that lives as long as the reader, or NULL for a bad index.
  */
 HC_API const char *hc_safetensors_name(const hc_safetensors *st, size_t index);
@@ -62,15 +71,23 @@ HC_API int hc_safetensors_find(size_t *out, const hc_safetensors *st, const char
 
 /**
  * @brief The value of a `__metadata__` key.
+ * @param st The reader.
+ * @param key The metadata key.
  * @return A string that lives as long as the reader, or NULL when the key is absent.
  */
 HC_API const char *hc_safetensors_metadata(const hc_safetensors *st, const char *key);
 
-/** @brief Number of `__metadata__` entries. */
+/**
+ * @brief Number of `__metadata__` entries.
+ * @param st The reader.
+ * @return The entry count.
+ */
 HC_API size_t hc_safetensors_metadata_count(const hc_safetensors *st);
 
 /**
  * @brief The key of metadata entry number index.
+ * @param st The reader.
+ * @param index 0 to the count - 1.
  * @return A string that lives as long as the reader, or NULL for a bad index.
  */
 HC_API const char *hc_safetensors_metadata_key(const hc_safetensors *st, size_t index);
@@ -88,23 +105,32 @@ HC_API int hc_safetensors_writer_new(hc_safetensors_writer **out, const char *pa
 
 /**
  * @brief Adds a `__metadata__` entry.
+ * @param w The writer.
+ * @param key The key.
+ * @param value Its value.
  * @return #HC_OK, #HC_EINVAL for NULL or a duplicate key, #HC_ENOMEM.
  */
 HC_API int hc_safetensors_writer_set_metadata(hc_safetensors_writer *w, const char *key, const char *value);
 
 /**
  * @brief Appends a tensor (its name must be set and unique); the data is copied out at once.
+ * @param w The writer.
+ * @param t The tensor; its name must be set.
  * @return #HC_OK, #HC_EINVAL for a bad view or duplicate name, #HC_EIO, #HC_ENOMEM.
  */
 HC_API int hc_safetensors_writer_add(hc_safetensors_writer *w, const hc_tensor_view *t);
 
 /**
  * @brief Writes the header and data and renames the file into place.
+ * @param w The writer.
  * @return #HC_OK or #HC_EIO; on failure nothing is left under the target name.
  */
 HC_API int hc_safetensors_writer_finish(hc_safetensors_writer *w);
 
-/** @brief Frees a writer; an unfinished file is discarded. NULL is accepted. */
+/**
+ * @brief Frees a writer; an unfinished file is discarded. NULL is accepted.
+ * @param w The writer, or NULL.
+ */
 HC_API void hc_safetensors_writer_free(hc_safetensors_writer *w);
 
 HC_END_DECLS
