@@ -14,9 +14,8 @@
 
 #if defined(HC_BLAS_BLIS)
 #include <blis.h>
-#else
-#include <cblas.h>
 #endif
+#include <cblas.h>
 
 #include "cli.h"
 #include "cmd_bench.h"
