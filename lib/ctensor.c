@@ -129,7 +129,9 @@ int hc_ctensor_matvec(const hc_ctensor *ct, const float *x, float *y)
 {
     if (!ct || !x || !y)
         return hci_fail(HC_EINVAL, "hc_ctensor_matvec: %s is NULL", !ct ? "ct" : (!x ? "x" : "y"));
-    if ((const void *)x < (const void *)(y + ct->rows) && (const void *)y < (const void *)(x + ct->cols))
+    /* compare addresses as integers: relational operators on unrelated pointers are undefined */
+    uintptr_t xb = (uintptr_t)x, xe = (uintptr_t)(x + ct->cols), yb = (uintptr_t)y, ye = (uintptr_t)(y + ct->rows);
+    if (xb < ye && yb < xe)
         return hci_fail(HC_EINVAL, "hc_ctensor_matvec: x and y overlap");
     matvec_job job = { ct, x, y };
     return hci_parallel_for(ct->threads, ct->rows, rows_per_task(ct), matvec_rows, &job);

@@ -34,6 +34,7 @@ typedef struct hc_safetensors_writer hc_safetensors_writer;
  * section whose length is the element count times the element size. Unknown fields are refused,
  * and the tensors must tile the data section without overlaps or holes, as the format requires.
  * Tensors of every dtype of the format are listed; only F32, F16 and BF16 can be viewed.
+ * The file is mapped, not read: it must not be truncated by another process while open.
  * @param out Receives the reader; close it with hc_safetensors_close().
  * @param path The file.
  * @return #HC_OK; #HC_EIO when it cannot be read; #HC_EFORMAT naming the malformed part.
@@ -148,6 +149,7 @@ HC_API const char *hc_safetensors_metadata_key(const hc_safetensors *st, size_t 
  * hc_safetensors_writer_finish() writes the header (padded with spaces so the data section is
  * 8-byte aligned) and the data into a second temporary file there and renames it over path, so
  * no partial file ever appears under path and an existing file is replaced only on success.
+ * (A crash during finish itself can leave that second file, named `path.<16 hex digits>.tmp`.)
  * @param out Receives the writer.
  * @param path The target file.
  * @return #HC_OK, #HC_EIO naming the file and the system error (e.g. a missing or read-only
