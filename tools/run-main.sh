@@ -40,6 +40,13 @@ echo "run-main: codecs ${known[*]}${skipped:+ (not in this build: ${skipped[*]})
 
 # A top-level field of the JSON file $f (the totals, never a per-tensor value).
 field() { awk -v key="$1" -f tools/json-field.awk "$f"; }
+# num WIDTH.PRECISION CONVERSION VALUE: a number formatted, anything else (null) as it is.
+num() {
+    case $3 in
+    '' | *[!0-9eE.+-]*) printf "%${1%.*}s" "${3:-?}" ;;
+    *) printf "%${1}${2}" "$3" ;;
+    esac
+}
 
 failed=()
 : >"$out/summary.txt"
@@ -60,7 +67,8 @@ for c in "${known[@]}"; do
         if "$hc" eval "$model" --codec "$c" >"$out/eval-$c.txt" 2>&1 &&
             "$hc" eval "$model" --codec "$c" --json >"$out/eval-$c.json" 2>>"$out/eval-$c.txt"; then
             f=$out/eval-$c.json
-            printf '%-10s %10s %12s %12s\n' "$c" "$(field bpw)" "$(field rel_rmse)" "$(field snr_db)" | tee -a "$out/summary.txt"
+            printf '%-10s %s %s %s\n' "$c" "$(num 10.4 f "$(field bpw)")" "$(num 12.6 g "$(field rel_rmse)")" \
+                "$(num 12.2 f "$(field snr_db)")" | tee -a "$out/summary.txt"
         else
             echo "run-main: eval --codec $c failed; see $out/eval-$c.txt" >&2
             failed+=("eval-$c")
@@ -74,8 +82,9 @@ printf '\n%-10s %10s %12s %12s %12s %10s    %s\n' codec bpw rel_rmse matvec_ms s
 for c in "${known[@]}"; do
     if "$hc" bench --codec "$c" --threads 1 --json >"$out/bench-$c.json" 2>"$out/bench-$c.err"; then
         f=$out/bench-$c.json
-        printf '%-10s %10.4f %12.6g %12.4f %12.4f %10.3f\n' "$c" "$(field bpw)" "$(field rel_rmse)" \
-            "$(field matvec_ms)" "$(field sgemv_ms)" "$(field matvec_speedup)" | tee -a "$out/summary.txt"
+        printf '%-10s %s %s %s %s %s\n' "$c" "$(num 10.4 f "$(field bpw)")" "$(num 12.6 g "$(field rel_rmse)")" \
+            "$(num 12.4 f "$(field matvec_ms)")" "$(num 12.4 f "$(field sgemv_ms)")" \
+            "$(num 10.3 f "$(field matvec_speedup)")" | tee -a "$out/summary.txt"
         rm -f "$out/bench-$c.err"
     else
         echo "run-main: bench --codec $c failed; see $out/bench-$c.err" >&2
