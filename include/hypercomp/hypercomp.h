@@ -11,5 +11,6 @@
 #include "hypercomp/scalar.h"
 #include "hypercomp/io.h"
 #include "hypercomp/trajectory.h"
+#include "hypercomp/hyper.h"
 
 #endif
