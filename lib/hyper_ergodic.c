@@ -8,8 +8,10 @@
  *   N0 + (c - 1) N1 + k for ring c; bits = ceil(log2(N0 + K N1)). The last group is padded with
  *   the centroid.
  *
- * matvec decodes each row and dots it: a weight costs one index unpack, n modular products for
- * the point and n multiply-adds, so about the cost of decoding. */
+ * Decoding: when the lines hold at most 2^16 indices in all, attach tabulates the n values of
+ * every index (at most 2^16 n floats), so a group decodes as one unpack and one table read;
+ * otherwise each group costs n modular products. matvec decodes each row into scratch and
+ * dots it, so it costs what decoding costs plus the multiply-adds. */
 #include <math.h>
 #include <string.h>
 
@@ -99,9 +101,19 @@ static int erg_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix
     return HC_OK;
 }
 
+#define TABLE_MAX_INDICES 65536u
+
+typedef struct erg_state {
+    hci_erg_code code;
+    float *table;   /* n values per index, or NULL when there are too many indices */
+} erg_state;
+
 static void erg_detach(hc_ctensor *ct)
 {
-    hci_free(ct->state);
+    erg_state *s = ct->state;
+    if (s)
+        hci_free(s->table);
+    hci_free(s);
     ct->state = NULL;
 }
 
@@ -126,9 +138,10 @@ static int erg_attach(hc_ctensor *ct)
     if (n0 == 0 || (rings > 0) != (n1 > 0) || count > (1ull << 32) || bits != hci_erg_bits_for(count))
         return hci_fail(HC_EFORMAT, "%s tensor has %u box points, %u rings of %u points and %u index bits; they do not agree",
                         name, n0, rings, n1, bits);
-    hci_erg_code *code = hci_calloc(1, sizeof *code);
-    if (!code)
+    erg_state *st = hci_calloc(1, sizeof *st);
+    if (!st)
         return HC_ENOMEM;
+    hci_erg_code *code = &st->code;
     code->n = n;
     code->rings = rings;
     code->bits = bits;
@@ -145,47 +158,62 @@ static int erg_attach(hc_ctensor *ct)
         bad |= !isfinite(code->center[j]) || (rings == 0 && gen1[j] != 0);
     }
     if (bad) {
-        hci_free(code);
+        hci_free(st);
         return hci_fail(HC_EFORMAT,
                         "%s tensor has a box side, ring radius, centroid or ring generator that is not finite or out of range",
                         name);
     }
     if (hci_erg_line_init(&code->line, n, n0, gen0) != HC_OK ||
         (rings > 0 && hci_erg_line_init(&code->ring_line, n, n1, gen1) != HC_OK)) {
-        hci_free(code);
+        hci_free(st);
         return hci_fail(HC_EFORMAT, "%s tensor has an invalid line generator (%u, %u, ...) or (%u, %u, ...)", name,
                         gen0[0], gen0[1], gen1[0], gen1[1]);
     }
     uint64_t groups = ((uint64_t)ct->numel + n - 1) / n;
     uint64_t need = hci_packed_bytes((size_t)groups, bits);
     if (ct->payload_len != need) {
-        hci_free(code);
+        hci_free(st);
         return hci_fail(HC_EFORMAT, "%s tensor of %lld values has a payload of %llu bytes; expected %llu", name,
                         (long long)ct->numel, (unsigned long long)ct->payload_len, (unsigned long long)need);
     }
     for (uint64_t g = 0; g < groups; g++) {
         uint32_t v = hci_get_bits(ct->payload, (size_t)g, bits);
         if (v >= count) {
-            hci_free(code);
+            hci_free(st);
             return hci_fail(HC_EFORMAT, "%s tensor has index %u at group %llu; the lines hold %llu", name, v,
                             (unsigned long long)g, (unsigned long long)count);
         }
     }
-    ct->state = code;
+    if (count <= TABLE_MAX_INDICES) {
+        st->table = hci_malloc_array((size_t)count * n, sizeof *st->table);
+        if (!st->table) {
+            hci_free(st);
+            return HC_ENOMEM;
+        }
+        for (uint32_t i = 0; i < (uint32_t)count; i++)
+            hci_erg_decode_group(code, i, st->table + (size_t)i * n);
+    }
+    ct->state = st;
     return HC_OK;
 }
 
 static int erg_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out)
 {
-    const hci_erg_code *code = ct->state;
+    const erg_state *st = ct->state;
+    const hci_erg_code *code = &st->code;
     int64_t n = code->n, end = first + count;
     float g[HCI_ERG_MAX_N];
     for (int64_t pos = first; pos < end;) {
         int64_t grp = pos / n, g0 = grp * n;
-        hci_erg_decode_group(code, hci_get_bits(ct->payload, (size_t)grp, code->bits), g);
+        uint32_t idx = hci_get_bits(ct->payload, (size_t)grp, code->bits);
+        const float *v = g;
+        if (st->table)
+            v = st->table + (size_t)idx * (size_t)n;
+        else
+            hci_erg_decode_group(code, idx, g);
         int64_t stop = g0 + n < end ? g0 + n : end;
         for (int64_t i = pos; i < stop; i++)
-            out[i - first] = g[i - g0];
+            out[i - first] = v[i - g0];
         pos = stop;
     }
     return HC_OK;
