@@ -114,6 +114,7 @@ int hci_erg_line_init(hci_erg_line *line, uint32_t n, uint32_t npts, const uint3
             return hci_fail(HC_EINVAL, "ergodic generator %u = %u is not below the %u points", j, gen[j], npts);
     line->n = n;
     line->npts = npts;
+    line->inv_npts = 1.0 / npts;
     memcpy(line->gen, gen, n * sizeof *gen);
     /* rows: gen, N e_1, ..., N e_{n-1} generate {k gen + N z} since gen[0] = 1 */
     for (uint32_t j = 0; j < n; j++)
@@ -127,8 +128,21 @@ int hci_erg_line_init(hci_erg_line *line, uint32_t n, uint32_t npts, const uint3
 
 void hci_erg_point(const hci_erg_line *line, uint32_t k, uint32_t *coords)
 {
+    uint64_t npts = line->npts;
+    if (npts <= (1u << 26)) {
+        /* k g < 2^52 is exact in a double, so the quotient is off by at most one: cheaper than a
+         * 64-bit division on the decode path */
+        for (uint32_t j = 0; j < line->n; j++) {
+            uint64_t p = (uint64_t)k * line->gen[j];
+            int64_t r = (int64_t)(p - (uint64_t)((double)p * line->inv_npts) * npts);
+            r += r < 0 ? (int64_t)npts : 0;
+            r -= r >= (int64_t)npts ? (int64_t)npts : 0;
+            coords[j] = (uint32_t)r;
+        }
+        return;
+    }
     for (uint32_t j = 0; j < line->n; j++)
-        coords[j] = (uint32_t)(((uint64_t)k * line->gen[j]) % line->npts);
+        coords[j] = (uint32_t)(((uint64_t)k * line->gen[j]) % npts);
 }
 
 double hci_erg_shortest_sq(const hci_erg_line *line)
@@ -338,6 +352,13 @@ double hci_erg_ring_radius(const hci_erg_code *code, uint32_t c)
     return 0.5 + (double)c * ((double)code->far - 0.5) / (double)code->rings;
 }
 
+void hci_erg_code_finish(hci_erg_code *code)
+{
+    code->radius[0] = 0.5;
+    for (uint32_t c = 1; c <= code->rings && c <= HCI_ERG_MAX_RINGS; c++)
+        code->radius[c] = hci_erg_ring_radius(code, c);
+}
+
 uint32_t hci_erg_bits_for(uint64_t count)
 {
     uint32_t b = 1;
@@ -367,11 +388,11 @@ uint32_t hci_erg_encode_group(const hci_erg_code *code, const float *w)
         double rho = sqrt(rho2);
         cls = code->rings;
         for (uint32_t c = 1; c < code->rings; c++)
-            if (rho <= hci_erg_ring_radius(code, c)) {
+            if (rho <= code->radius[c]) {
                 cls = c;
                 break;
             }
-        double f = 0.5 / hci_erg_ring_radius(code, cls);
+        double f = 0.5 / code->radius[cls];
         for (uint32_t j = 0; j < n; j++)
             u[j] = 0.5 + (u[j] - 0.5) * f;
         line = &code->ring_line;
@@ -398,10 +419,10 @@ void hci_erg_decode_group(const hci_erg_code *code, uint32_t index, float *w)
     }
     uint32_t x[HCI_ERG_MAX_N];
     hci_erg_point(line, k, x);
-    double grow = cls ? hci_erg_ring_radius(code, cls) / 0.5 : 1.0, npts = line->npts;
+    double size = code->scale * code->radius[cls] * 2.0;
     for (uint32_t j = 0; j < n; j++) {
-        double u = ((double)x[j] + 0.5) / npts;
-        w[j] = (float)(code->center[j] + code->scale * (u - 0.5) * grow);
+        double u = ((double)x[j] + 0.5) * line->inv_npts;
+        w[j] = (float)(code->center[j] + size * (u - 0.5));
     }
 }
 
@@ -438,6 +459,7 @@ static void set_scale(hci_erg_code *code, double scale, double maxdist)
     if ((double)f < far)
         f = nextafterf(f, INFINITY);
     code->far = f < 0.5f ? 0.5f : f;
+    hci_erg_code_finish(code);
 }
 
 int hci_erg_design(hci_erg_code *out, const float *x, size_t numel, uint32_t n, uint32_t bits, uint32_t max_rings,

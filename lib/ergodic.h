@@ -20,6 +20,7 @@ typedef struct hci_erg_line {
     double binv[HCI_ERG_MAX_N][HCI_ERG_MAX_N];    /* its inverse */
     double mu[HCI_ERG_MAX_N][HCI_ERG_MAX_N];      /* Gram-Schmidt coefficients */
     double bstar_sq[HCI_ERG_MAX_N];               /* squared Gram-Schmidt norms */
+    double inv_npts;                              /* 1 / N, for the modular products */
 } hci_erg_line;
 
 /* Builds the line; HC_EINVAL for n outside [2, 8], npts 0 or gen[0] != 1 or gen[j] >= npts. */
@@ -63,7 +64,11 @@ typedef struct hci_erg_code {
     float center[HCI_ERG_MAX_N];
     hci_erg_line line;        /* N0 points for the box */
     hci_erg_line ring_line;   /* N1 points for the rings (unused without rings) */
+    double radius[HCI_ERG_MAX_RINGS + 1];   /* r_c, filled by hci_erg_code_finish */
 } hci_erg_code;
+
+/* Fills the ring radii once far, rings and spacing are set (encode and decode read them). */
+void hci_erg_code_finish(hci_erg_code *code);
 
 /* Number of distinct indices: N0 + K N1. */
 uint64_t hci_erg_index_count(const hci_erg_code *code);

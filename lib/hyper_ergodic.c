@@ -10,8 +10,9 @@
  *
  * Decoding: when the lines hold at most 2^16 indices in all, attach tabulates the n values of
  * every index (at most 2^16 n floats), so a group decodes as one unpack and one table read;
- * otherwise each group costs n modular products. matvec decodes each row into scratch and
- * dots it, so it costs what decoding costs plus the multiply-adds. */
+ * otherwise each group costs n modular products. matvec multiplies straight from the indices
+ * when groups do not straddle rows (n divides the row length), else decodes each row into
+ * scratch: either way it costs what decoding costs plus the multiply-adds. */
 #include <math.h>
 #include <string.h>
 
@@ -163,6 +164,7 @@ static int erg_attach(hc_ctensor *ct)
                         "%s tensor has a box side, ring radius, centroid or ring generator that is not finite or out of range",
                         name);
     }
+    hci_erg_code_finish(code);
     if (hci_erg_line_init(&code->line, n, n0, gen0) != HC_OK ||
         (rings > 0 && hci_erg_line_init(&code->ring_line, n, n1, gen1) != HC_OK)) {
         hci_free(st);
@@ -197,6 +199,24 @@ static int erg_attach(hc_ctensor *ct)
     return HC_OK;
 }
 
+/* Index of group g: one unaligned 64-bit load where the payload allows it (bits <= 32, so the
+ * shift and the value fit), the byte-wise reader at the end. */
+static inline uint32_t group_index(const hc_ctensor *ct, uint64_t g, uint32_t bits)
+{
+    uint64_t bit = g * bits, byte = bit >> 3;
+    if (byte + 8 <= ct->payload_len)
+        return (uint32_t)((hci_get_u64(ct->payload + byte) >> (bit & 7)) & ((1ull << bits) - 1));
+    return hci_get_bits(ct->payload, (size_t)g, bits);
+}
+
+static inline const float *group_values(const erg_state *st, uint32_t idx, float *scratch)
+{
+    if (st->table)
+        return st->table + (size_t)idx * st->code.n;
+    hci_erg_decode_group(&st->code, idx, scratch);
+    return scratch;
+}
+
 static int erg_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out)
 {
     const erg_state *st = ct->state;
@@ -205,12 +225,7 @@ static int erg_decode(const hc_ctensor *ct, int64_t first, int64_t count, float 
     float g[HCI_ERG_MAX_N];
     for (int64_t pos = first; pos < end;) {
         int64_t grp = pos / n, g0 = grp * n;
-        uint32_t idx = hci_get_bits(ct->payload, (size_t)grp, code->bits);
-        const float *v = g;
-        if (st->table)
-            v = st->table + (size_t)idx * (size_t)n;
-        else
-            hci_erg_decode_group(code, idx, g);
+        const float *v = group_values(st, group_index(ct, (uint64_t)grp, code->bits), g);
         int64_t stop = g0 + n < end ? g0 + n : end;
         for (int64_t i = pos; i < stop; i++)
             out[i - first] = v[i - g0];
@@ -221,7 +236,23 @@ static int erg_decode(const hc_ctensor *ct, int64_t first, int64_t count, float 
 
 static int erg_matvec(const hc_ctensor *ct, const float *x, float *y, int64_t row0, int64_t row1)
 {
-    int64_t cols = ct->cols;
+    const erg_state *st = ct->state;
+    int64_t cols = ct->cols, n = st->code.n;
+    if (cols % n == 0) {
+        /* groups never straddle rows: multiply straight from the indices */
+        float g[HCI_ERG_MAX_N];
+        for (int64_t r = row0; r < row1; r++) {
+            float acc = 0;
+            uint64_t grp = (uint64_t)(r * cols / n);
+            for (int64_t c = 0; c < cols; c += n, grp++) {
+                const float *v = group_values(st, group_index(ct, grp, st->code.bits), g);
+                for (int64_t j = 0; j < n; j++)
+                    acc += v[j] * x[c + j];
+            }
+            y[r] = acc;
+        }
+        return HC_OK;
+    }
     float *row = hci_malloc_array((size_t)cols, sizeof *row);
     if (!row)
         return HC_ENOMEM;

@@ -91,6 +91,20 @@ START_TEST(line_points_are_the_distinct_lattice_points_of_the_box)
     /* the reduced basis spans a lattice of determinant N^(n-1) */
     double det = l.bstar_sq[0] * l.bstar_sq[1] * l.bstar_sq[2];
     ck_assert_double_eq_tol(sqrt(det), 343.0 * 343.0, 1e-6 * 343 * 343);
+    /* the modular products of the decoder agree with 64-bit division near and past 2^26 points */
+    const uint32_t big[3] = { (1u << 26) - 3, (1u << 26), (1u << 26) + 7 };
+    test_rng rng = { 5 };
+    for (int i = 0; i < 3; i++) {
+        uint32_t g2[2] = { 1, big[i] - 12345 };
+        hci_erg_line bl;
+        ck_assert_ok(hci_erg_line_init(&bl, 2, big[i], g2));
+        for (int t = 0; t < 2000; t++) {
+            uint32_t k = t < 2 ? (t ? big[i] - 1 : 0) : (uint32_t)(test_rng_uniform(&rng) * big[i]), x[2];
+            hci_erg_point(&bl, k, x);
+            ck_assert_uint_eq(x[0], k);
+            ck_assert_uint_eq(x[1], (uint32_t)(((uint64_t)k * g2[1]) % big[i]));
+        }
+    }
     uint32_t bad[2] = { 2, 1 };
     ck_assert_status(hci_erg_line_init(&l, 2, 10, bad), HC_EINVAL, "must start with 1");
     bad[0] = 1;
@@ -231,6 +245,7 @@ START_TEST(ergodic_payload_layout_of_a_tiny_tensor)
     code.far = hci_get_f32(p + 16);
     code.center[0] = hci_get_f32(p + 20);
     code.center[1] = hci_get_f32(p + 24);
+    hci_erg_code_finish(&code);
     uint32_t g0[2] = { hci_get_u32(p + 28), hci_get_u32(p + 32) }, g1[2] = { hci_get_u32(p + 36), hci_get_u32(p + 40) };
     ck_assert_ok(hci_erg_line_init(&code.line, 2, n0, g0));
     if (code.rings)
@@ -366,7 +381,7 @@ END_TEST
 START_TEST(matvec_matches_the_decoded_matrix)
 {
     const char *specs[] = { "hyper:poly,L=32,d=5,q=8", "hyper:poly,L=48,d=5,q=8", "hyper:fourier,L=40,d=6,q=32",
-                            "hyper:ergodic,n=2,bits=11", "hyper:ergodic,n=3,bits=14" };
+                            "hyper:ergodic,n=2,bits=11", "hyper:ergodic,n=3,bits=14", "hyper:ergodic,n=4,bits=20" };
     const int64_t rows = 37, cols = 160;
     float *w = heavy_tailed(5, (size_t)(rows * cols));
     float *x = test_gauss(6, (size_t)cols, 1.0);
