@@ -7,6 +7,7 @@
  * is found exactly by lattice enumeration on an LLL-reduced basis instead of a k-d tree. */
 #include "ergodic.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -494,10 +495,18 @@ int hci_erg_design(hci_erg_code *out, const float *x, size_t numel, uint32_t n, 
         maxdist = fmax(maxdist, sqrt(d));
     }
     double sigma = sqrt(sq / (double)(groups * n));
-    if (!(sigma > 0))
-        sigma = fabs(center[0]) > 0 ? fabs(center[0]) * 1e-3 : 1.0;   /* constant tensor */
-    if (!(maxdist > 0))
-        maxdist = sigma;
+    if (!(maxdist > 0)) {
+        /* every group is the centroid: one point, one bit per group, decoded exactly */
+        out->n = n;
+        out->scale = 1.0f;
+        out->far = 0.5f;
+        memcpy(out->center, center, sizeof center);
+        uint32_t gen[HCI_ERG_MAX_N] = { 1 };
+        int rc = hci_erg_line_init(&out->line, n, 1, gen);
+        out->bits = hci_erg_bits_for(1);
+        hci_erg_code_finish(out);
+        return rc;
+    }
 
     /* a deterministic, evenly spread sample of groups for the search */
     enum { SAMPLE = 6144 };
@@ -547,7 +556,8 @@ int hci_erg_design(hci_erg_code *out, const float *x, size_t numel, uint32_t n, 
             cand.bits = hci_erg_bits_for(hci_erg_index_count(&cand));
             /* log-spaced box sides from sigma / 2 to one that holds every group, then a finer
              * look around the best of them */
-            double lo = log(0.5 * sigma), hi = log(2.0 * maxdist * 1.001);
+            /* capped so the side and the scaled groups stay finite in float */
+            double lo = log(0.5 * sigma), hi = log(fmin(2.0 * maxdist * 1.001, FLT_MAX / 8));
             if (hi <= lo)
                 hi = lo + 1;
             enum { COARSE = 20, FINE = 8 };

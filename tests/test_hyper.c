@@ -425,6 +425,43 @@ START_TEST(matvec_matches_the_decoded_matrix)
 }
 END_TEST
 
+START_TEST(degenerate_tensors)
+{
+    static float zeros[999], consts[999], huge[1000], one[1] = { -3.25f };
+    for (int i = 0; i < 1000; i++) {
+        if (i < 999)
+            consts[i] = 0.5f;
+        huge[i] = (float)(i % 7 - 3) * 1e38f;
+    }
+    const char *specs[] = { "hyper:ergodic", "hyper:ergodic,n=2,bits=13", "hyper:poly", "hyper:fourier,q=32" };
+    for (int k = 0; k < 4; k++) {
+        hc_compressor *c = make(specs[k]);
+        const float *data[4] = { zeros, consts, one, huge };
+        const int64_t len[4] = { 999, 999, 1, 1000 };
+        for (int d = 0; d < 4; d++) {
+            hc_tensor_view v = test_view2("w", data[d], 1, len[d]);
+            hc_ctensor *ct;
+            ck_assert_ok(hc_compress(&ct, c, &v));
+            static float dec[1000];
+            ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, dec, sizeof dec));
+            hc_stats s = HC_STATS_INIT;
+            ck_assert_ok(hc_ctensor_stats(&s, ct));
+            if (d < 3) {
+                /* constant tensors come back exactly, the ergodic ones at one bit per group */
+                ck_assert_mem_eq(dec, data[d], sizeof(float) * (size_t)len[d]);
+                if (k == 0 && d < 2)
+                    ck_assert_uint_eq(s.bits, 8u * (24 + 16 + 68 + (250 + 7) / 8 + 4));
+            } else {
+                ck_assert_msg(isfinite(s.rel_rmse) && s.rel_rmse < (k < 2 ? 0.03 : 1.0), "%s huge: %g", specs[k],
+                              s.rel_rmse);
+            }
+            hc_ctensor_free(ct);
+        }
+        hc_compressor_free(c);
+    }
+}
+END_TEST
+
 /* ---- hostile payloads ---- */
 
 static void expect_attach_failure(const uint8_t *orig, size_t n, size_t off, const uint8_t *bytes, size_t len,
@@ -624,6 +661,7 @@ static Suite *hyper_suite(void)
     tcase_add_test(tc, smooth_signals_are_recovered_to_float_precision);
     tcase_add_test(tc, round_trips_report_their_true_error);
     tcase_add_test(tc, matvec_matches_the_decoded_matrix);
+    tcase_add_test(tc, degenerate_tensors);
     tcase_add_test(tc, hostile_payloads_are_rejected);
     tcase_add_test(tc, out_of_memory_leaks_nothing);
     tcase_add_test(tc, specs_and_options);
