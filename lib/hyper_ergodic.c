@@ -173,7 +173,7 @@ static int erg_attach(hc_ctensor *ct)
     }
     uint64_t groups = ((uint64_t)ct->numel + n - 1) / n;
     uint64_t need = hci_packed_bytes((size_t)groups, bits);
-    if (ct->payload_len != need) {
+    if (need == 0 || groups > SIZE_MAX || ct->payload_len != need) {
         hci_free(st);
         return hci_fail(HC_EFORMAT, "%s tensor of %lld values has a payload of %llu bytes; expected %llu", name,
                         (long long)ct->numel, (unsigned long long)ct->payload_len, (unsigned long long)need);

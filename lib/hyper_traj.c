@@ -125,6 +125,10 @@ static int traj_attach(hc_ctensor *ct)
     if (!((q >= 2 && q <= 16) || q == 32))
         return hci_fail(HC_EFORMAT, "%s tensor has %u coefficient bits; expected 2 to 16 or 32", name, q);
     uint64_t nseg = ((uint64_t)ct->numel + L - 1) / L;
+    /* a hostile shape could make the size wrap around to the payload's length */
+    if (nseg > UINT64_MAX / (8u * (terms * 32u + 32u)))
+        return hci_fail(HC_EFORMAT, "%s tensor of %lld values has too many segments of %u", name,
+                        (long long)ct->numel, L);
     uint64_t need = payload_size(nseg, terms, q);
     if (ct->payload_len != need)
         return hci_fail(HC_EFORMAT, "%s tensor of %lld values in segments of %u has a payload of %llu bytes; expected %llu",

@@ -505,7 +505,10 @@ START_TEST(hostile_payloads_are_rejected)
         }
         /* consistent CRC but inconsistent contents: attach must catch each */
         size_t po = 24 + 16;
-        uint8_t bytes[4];
+        uint8_t bytes[8];
+        /* a shape of 2^60 values, whose sizes would overflow */
+        hci_put_u64(bytes, 1ull << 58);
+        expect_attach_failure(buf, n, 24 + 8, bytes, 8, k < 2 ? "has too many segments" : "has a payload of");
         if (k < 2) {
             bytes[0] = 17;
             expect_attach_failure(buf, n, po + 6, bytes, 1, "17 coefficient bits");
