@@ -128,8 +128,8 @@ void hci_erg_point(const hci_erg_line *line, uint32_t k, uint32_t *coords)
         /* k g < 2^52 is exact in a double, so the quotient is off by at most one: cheaper than a
          * 64-bit division on the decode path */
         for (uint32_t j = 0; j < line->n; j++) {
-            uint64_t p = (uint64_t)k * line->gen[j];
-            int64_t r = (int64_t)(p - (uint64_t)((double)p * line->inv_npts) * npts);
+            int64_t p = (int64_t)((uint64_t)k * line->gen[j]);
+            int64_t r = p - (int64_t)((double)p * line->inv_npts) * (int64_t)npts;
             r += r < 0 ? (int64_t)npts : 0;
             r -= r >= (int64_t)npts ? (int64_t)npts : 0;
             coords[j] = (uint32_t)r;

@@ -220,12 +220,20 @@ static inline const float *group_values(const erg_state *st, uint32_t idx, float
 static int erg_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out)
 {
     const erg_state *st = ct->state;
-    const hci_erg_code *code = &st->code;
-    int64_t n = code->n, end = first + count;
+    const uint32_t n = st->code.n, bits = st->code.bits;
     float g[HCI_ERG_MAX_N];
-    for (int64_t pos = first; pos < end;) {
-        int64_t grp = pos / n, g0 = grp * n;
-        const float *v = group_values(st, group_index(ct, (uint64_t)grp, code->bits), g);
+    int64_t end = first + count;
+    uint64_t grp = (uint64_t)first / n;
+    int64_t g0 = (int64_t)grp * n;
+    /* the whole groups run without a division per value; the first and last may be partial */
+    for (int64_t pos = first; pos < end; grp++, g0 += n) {
+        const float *v = group_values(st, group_index(ct, grp, bits), g);
+        if (pos == g0 && g0 + n <= end) {
+            for (uint32_t j = 0; j < n; j++)
+                out[pos - first + j] = v[j];
+            pos += n;
+            continue;
+        }
         int64_t stop = g0 + n < end ? g0 + n : end;
         for (int64_t i = pos; i < stop; i++)
             out[i - first] = v[i - g0];
