@@ -3,10 +3,12 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_bench.h"
 #include "cmd_eval.h"
 #include "hypercomp/hypercomp.h"
 
 static const cli_command commands[] = {
+    { "bench", "benchmark a codec on a synthetic matrix against BLAS sgemv", cmd_bench },
     { "eval", "compress every tensor of a safetensors file and report bpw and error", cmd_eval },
     { NULL, NULL, NULL },
 };
