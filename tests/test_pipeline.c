@@ -976,6 +976,74 @@ START_TEST(gain_refinement_approaches_the_exact_optimum)
 }
 END_TEST
 
+/* A codec with one scale per tensor leaves room for per-row gains; runs once ternary is built in. */
+START_TEST(refine_gains_are_the_row_least_squares_scales)
+{
+    hc_compressor *probe = NULL;
+    if (hc_compressor_from_spec(&probe, "ternary") == HC_ENOTFOUND)
+        return;
+    hc_compressor_free(probe);
+    const int64_t rows = 48, cols = 64, n = rows * cols;
+    float *w = test_laplace(95, n, 1.0);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            w[r * cols + c] *= (float)(0.1 + 0.05 * (double)r);   /* rows of very different scale */
+    hc_tensor_view v = test_view2("w", w, rows, cols);
+    for (uint32_t solver = 0; solver < 2; solver++) {
+        hc_pipeline_options o = HC_PIPELINE_OPTIONS_INIT;
+        o.min_db_per_bit = 0;
+        o.gain_iters = solver ? 1 : 400;
+        o.gain_lr = 0.02f;
+        o.gain_solver = solver;
+        hc_pipeline *p;
+        ck_assert_ok(hc_pipeline_new(&p, &o));
+        add(p, "ternary", NULL);
+        record rec = { 0 };
+        hc_pipeline_set_stage_callback(p, record_cb, &rec);
+        hc_ctensor *ct;
+        ck_assert_ok(hc_pipeline_compress_tensor(&ct, p, &v));
+        ck_assert_uint_eq(hc_ctensor_codec_id(ct), HC_CODEC_RESIDUAL);
+        ck_assert_int_eq(rec.n, 3);
+        ck_assert_uint_eq(rec.m[1].action, HC_STAGE_REFINED);
+        ck_assert(rec.m[1].rel_rmse < 0.9 * rec.m[0].rel_rmse);
+        ck_assert_uint_eq(rec.m[1].bits - rec.m[0].bits, 8u * (8 + 8 + 2 * rows));   /* framing and 16 bits per row */
+        /* independently: the plain ternary coding and each row's least-squares scale */
+        hc_compressor *c;
+        hc_ctensor *t;
+        ck_assert_ok(hc_compressor_from_spec(&c, "ternary"));
+        ck_assert_ok(hc_compress(&t, c, &v));
+        float *td = decode_all(t), *dec = decode_all(ct);
+        for (int64_t r = 0; r < rows; r++) {
+            double wt = 0, tt = 0;
+            for (int64_t k = 0; k < cols; k++) {
+                wt += (double)w[r * cols + k] * td[r * cols + k];
+                tt += (double)td[r * cols + k] * td[r * cols + k];
+            }
+            float g = tt > 0 ? (float)(wt / tt) : 1.0f, got = 0;
+            for (int64_t k = 0; k < cols; k++)
+                if (td[r * cols + k] != 0) {
+                    got = dec[r * cols + k] / td[r * cols + k];
+                    break;
+                }
+            for (int64_t k = 0; k < cols; k++)
+                ck_assert_float_eq_tol(dec[r * cols + k], got * td[r * cols + k], 1e-6f * fabsf(td[r * cols + k]) + 1e-12f);
+            /* the exact solve stores the optimum to fp16 precision; Adam gets close to it */
+            ck_assert_float_eq_tol(got, g, solver ? 2e-3f * fabsf(g) + 1e-6f : 0.05f * fabsf(g) + 1e-3f);
+        }
+        hc_stats s;
+        stats_of(&s, w, dec, n);
+        ck_assert_double_eq_tol(rec.m[1].rel_rmse, s.rel_rmse, 1e-9);
+        free(td);
+        free(dec);
+        hc_ctensor_free(t);
+        hc_compressor_free(c);
+        hc_ctensor_free(ct);
+        hc_pipeline_free(p);
+    }
+    free(w);
+}
+END_TEST
+
 /* ---- API errors and OOM ---- */
 
 START_TEST(argument_errors_are_named)
@@ -1119,6 +1187,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, residual_round_trips_decodes_and_multiplies);
     tcase_add_test(tc, residual_rejects_hostile_payloads);
     tcase_add_test(tc, gain_refinement_approaches_the_exact_optimum);
+    tcase_add_test(tc, refine_gains_are_the_row_least_squares_scales);
     tcase_add_test(tc, argument_errors_are_named);
     tcase_add_test(tc, stage_added_from_a_compressor_is_cloned);
     tcase_add_test(tc, out_of_memory_is_reported_and_leaks_nothing);
