@@ -1006,7 +1006,8 @@ START_TEST(refine_gains_are_the_row_least_squares_scales)
         ck_assert_int_eq(rec.n, 3);
         ck_assert_uint_eq(rec.m[1].action, HC_STAGE_REFINED);
         ck_assert(rec.m[1].rel_rmse < 0.9 * rec.m[0].rel_rmse);
-        ck_assert_uint_eq(rec.m[1].bits - rec.m[0].bits, 8u * (8 + 8 + 2 * rows));   /* framing and 16 bits per row */
+        /* the residual's header, params and CRC, the stage's length, 16 bits per row */
+        ck_assert_uint_eq(rec.m[1].bits - rec.m[0].bits, 8u * (24 + 16 + 8 + 4 + 8 + 2 * rows));
         /* independently: the plain ternary coding and each row's least-squares scale */
         hc_compressor *c;
         hc_ctensor *t;
@@ -1027,8 +1028,11 @@ START_TEST(refine_gains_are_the_row_least_squares_scales)
                 }
             for (int64_t k = 0; k < cols; k++)
                 ck_assert_float_eq_tol(dec[r * cols + k], got * td[r * cols + k], 1e-6f * fabsf(td[r * cols + k]) + 1e-12f);
-            /* the exact solve stores the optimum to fp16 precision; Adam gets close to it */
-            ck_assert_float_eq_tol(got, g, solver ? 2e-3f * fabsf(g) + 1e-6f : 0.05f * fabsf(g) + 1e-3f);
+            /* the exact solve stores the optimum to fp16 precision; Adam gets close to it. A row
+             * that ternary zeroed entirely has no scale to find. */
+            float tol = solver ? 2e-3f * fabsf(g) + 1e-6f : 0.05f * fabsf(g) + 1e-3f;
+            if (tt > 0)
+                ck_assert_float_eq_tol(got, g, tol);
         }
         hc_stats s;
         stats_of(&s, w, dec, n);
