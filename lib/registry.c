@@ -8,6 +8,9 @@
 
 static const hci_codec *const codecs[] = {
     &hci_codec_f32, &hci_codec_fp16, &hci_codec_bf16,
+    &hci_codec_int8,
+    &hci_codec_nf4,
+    &hci_codec_ternary,
 };
 
 static const struct {
@@ -15,6 +18,9 @@ static const struct {
     hci_spec_ctor ctor;
 } spec_names[] = {
     { "f32", hci_scalar_from_spec },  { "fp16", hci_scalar_from_spec }, { "bf16", hci_scalar_from_spec },
+    { "int8", hci_scalar_from_spec },
+    { "nf4", hci_scalar_from_spec },
+    { "ternary", hci_scalar_from_spec },
 };
 
 const hci_codec *hci_codec_by_id(uint32_t id)

@@ -1,0 +1,173 @@
+/* Ternary kernels: dot product and decoding straight from the 2-bit codes. A 32-bit word of
+ * 16 codes is broadcast and shifted per lane (vpsrlvd), and a table whose entry j is the value
+ * of code j & 3 turns the low bits of each lane into -1, 0 or +1 without masking. */
+#include <string.h>
+
+#include "scalar/kernels.h"
+
+#if HCI_HAVE_X86_KERNELS
+#include <immintrin.h>
+#endif
+
+static const float tvalue[4] = { 0.0f, 1.0f, -1.0f, 0.0f };
+
+static inline unsigned tcode(const uint8_t *codes, int64_t i)
+{
+    return (codes[i >> 2] >> (2u * (unsigned)(i & 3))) & 3u;
+}
+
+static float dot_portable(const uint8_t *codes, int64_t i0, int64_t n, const float *x)
+{
+    float acc = 0.0f;
+    for (int64_t k = 0; k < n; k++)
+        acc += tvalue[tcode(codes, i0 + k)] * x[k];
+    return acc;
+}
+
+static void decode_portable(float *out, const uint8_t *codes, float scale, int64_t i0, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++)
+        out[k] = tvalue[tcode(codes, i0 + k)] * scale;
+}
+
+static const hci_ternary_kernels portable = { dot_portable, decode_portable };
+
+#if HCI_HAVE_X86_KERNELS
+/* x86 is little-endian, so whole words of codes are loaded with memcpy. */
+
+/* The codes of flat indices [i, i + 4 nbytes), i a multiple of 4, as one little-endian word. */
+static inline uint32_t code_word(const uint8_t *codes, int64_t i, int nbytes)
+{
+    uint8_t b[4] = { 0, 0, 0, 0 };
+    memcpy(b, codes + (i >> 2), (size_t)nbytes);
+    return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
+}
+
+HCI_TARGET_AVX512 static inline __m512 values16_avx512(uint32_t word, __m512 table)
+{
+    const __m512i shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    __m512i idx = _mm512_srlv_epi32(_mm512_set1_epi32((int)word), shifts);
+    return _mm512_permutexvar_ps(idx, table);
+}
+
+HCI_TARGET_AVX512 static inline __m512 table16_avx512(float scale)
+{
+    return _mm512_setr_ps(0, scale, -scale, 0, 0, scale, -scale, 0, 0, scale, -scale, 0, 0, scale, -scale, 0);
+}
+
+HCI_TARGET_AVX512 static float dot_avx512(const uint8_t *codes, int64_t i0, int64_t n, const float *x)
+{
+    const __m512 table = table16_avx512(1.0f);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    float acc = 0.0f;
+    int64_t k = 0;
+    for (; k < n && ((i0 + k) & 3); k++) /* up to the next byte boundary */
+        acc += tvalue[tcode(codes, i0 + k)] * x[k];
+    for (; k + 64 <= n; k += 64) {
+        const uint8_t *p = codes + ((i0 + k) >> 2);
+        uint32_t w[4];
+        memcpy(w, p, sizeof w);
+        a0 = _mm512_fmadd_ps(values16_avx512(w[0], table), _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(values16_avx512(w[1], table), _mm512_loadu_ps(x + k + 16), a1);
+        a2 = _mm512_fmadd_ps(values16_avx512(w[2], table), _mm512_loadu_ps(x + k + 32), a2);
+        a3 = _mm512_fmadd_ps(values16_avx512(w[3], table), _mm512_loadu_ps(x + k + 48), a3);
+    }
+    for (; k < n; k += 16) {
+        int64_t rem = n - k < 16 ? n - k : 16;
+        __mmask16 m = (__mmask16)(rem == 16 ? 0xffffu : (1u << rem) - 1u);
+        uint32_t w = code_word(codes, i0 + k, (int)((rem + 3) / 4));
+        a0 = _mm512_fmadd_ps(values16_avx512(w, table), _mm512_maskz_loadu_ps(m, x + k), a0);
+    }
+    __m512 a = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+    return _mm512_reduce_add_ps(a) + acc;
+}
+
+HCI_TARGET_AVX512 static void decode_avx512(float *out, const uint8_t *codes, float scale, int64_t i0, int64_t n)
+{
+    const __m512 table = table16_avx512(scale);
+    int64_t k = 0;
+    for (; k < n && ((i0 + k) & 3); k++)
+        out[k] = tvalue[tcode(codes, i0 + k)] * scale;
+    for (; k < n; k += 16) {
+        int64_t rem = n - k < 16 ? n - k : 16;
+        __mmask16 m = (__mmask16)(rem == 16 ? 0xffffu : (1u << rem) - 1u);
+        uint32_t w = code_word(codes, i0 + k, (int)((rem + 3) / 4));
+        _mm512_mask_storeu_ps(out + k, m, values16_avx512(w, table));
+    }
+}
+
+static const hci_ternary_kernels avx512 = { dot_avx512, decode_avx512 };
+
+/* Eight codes (16 bits of word) to values; entry j of the 8-entry table is the value of j & 3. */
+HCI_TARGET_AVX2 static inline __m256 values8_avx2(uint32_t word, __m256 table)
+{
+    const __m256i shifts = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    __m256i idx = _mm256_srlv_epi32(_mm256_set1_epi32((int)word), shifts);
+    return _mm256_permutevar8x32_ps(table, idx);
+}
+
+HCI_TARGET_AVX2 static inline float hsum256(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+HCI_TARGET_AVX2 static float dot_avx2(const uint8_t *codes, int64_t i0, int64_t n, const float *x)
+{
+    const __m256 table = _mm256_setr_ps(0, 1, -1, 0, 0, 1, -1, 0);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    float acc = 0.0f;
+    int64_t k = 0;
+    for (; k < n && ((i0 + k) & 3); k++)
+        acc += tvalue[tcode(codes, i0 + k)] * x[k];
+    for (; k + 32 <= n; k += 32) {
+        uint32_t w[2];
+        memcpy(w, codes + ((i0 + k) >> 2), sizeof w);
+        a0 = _mm256_fmadd_ps(values8_avx2(w[0], table), _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(values8_avx2(w[0] >> 16, table), _mm256_loadu_ps(x + k + 8), a1);
+        a2 = _mm256_fmadd_ps(values8_avx2(w[1], table), _mm256_loadu_ps(x + k + 16), a2);
+        a3 = _mm256_fmadd_ps(values8_avx2(w[1] >> 16, table), _mm256_loadu_ps(x + k + 24), a3);
+    }
+    for (; k + 8 <= n; k += 8) {
+        uint16_t w;
+        memcpy(&w, codes + ((i0 + k) >> 2), sizeof w);
+        a0 = _mm256_fmadd_ps(values8_avx2(w, table), _mm256_loadu_ps(x + k), a0);
+    }
+    for (; k < n; k++)
+        acc += tvalue[tcode(codes, i0 + k)] * x[k];
+    return hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + acc;
+}
+
+HCI_TARGET_AVX2 static void decode_avx2(float *out, const uint8_t *codes, float scale, int64_t i0, int64_t n)
+{
+    const __m256 table = _mm256_setr_ps(0, scale, -scale, 0, 0, scale, -scale, 0);
+    int64_t k = 0;
+    for (; k < n && ((i0 + k) & 3); k++)
+        out[k] = tvalue[tcode(codes, i0 + k)] * scale;
+    for (; k + 8 <= n; k += 8) {
+        uint16_t w;
+        memcpy(&w, codes + ((i0 + k) >> 2), sizeof w);
+        _mm256_storeu_ps(out + k, values8_avx2(w, table));
+    }
+    for (; k < n; k++)
+        out[k] = tvalue[tcode(codes, i0 + k)] * scale;
+}
+
+static const hci_ternary_kernels avx2 = { dot_avx2, decode_avx2 };
+
+#endif
+
+const hci_ternary_kernels *hci_ternary_kernels_for(hci_isa isa)
+{
+#if HCI_HAVE_X86_KERNELS
+    if (isa == HCI_ISA_AVX512)
+        return &avx512;
+    if (isa == HCI_ISA_AVX2)
+        return &avx2;
+#else
+    (void)isa;
+#endif
+    return &portable;
+}
