@@ -754,6 +754,53 @@ START_TEST(simd_kernels_agree_with_portable)
 }
 END_TEST
 
+/* Every one of the 65536 FP16 and BF16 bit patterns decodes, on every instruction set, to
+ * exactly the common conversion's value (NaNs: to a NaN). */
+START_TEST(float_decoding_is_exact_for_every_half)
+{
+    const char *specs[2] = { "fp16", "bf16" };
+    const char *isas[3] = { "portable", "avx2", "avx512" };
+    float *zeros = calloc(65536, sizeof(float));
+    uint8_t *all = malloc(2 * 65536);
+    for (uint32_t h = 0; h < 65536; h++)
+        hci_put_u16(all + 2 * h, (uint16_t)h);
+    int64_t shape[1] = { 65536 };
+    hc_tensor_view v = view_nd(zeros, 1, shape);
+    for (int k = 0; k < 2; k++) {
+        hc_compressor *c = make(specs[k]);
+        hc_ctensor *ct, *back;
+        ck_assert_ok(hc_compress(&ct, c, &v));
+        size_t n, fn;
+        uint8_t *buf = serialise(ct, &n);
+        uint8_t *f = forge(buf, NULL, 0, all, 2 * 65536, &fn);
+        ck_assert_ok(hc_ctensor_deserialize(&back, f, fn));
+        for (int i = 0; i < 3; i++) {
+            setenv("HYPERCOMP_ISA", isas[i], 1);
+            if ((int)hci_cpu_isa() != i)
+                continue;
+            float *d = decode_all(back);
+            for (uint32_t h = 0; h < 65536; h++) {
+                float want = k ? hci_bf16_to_f32((uint16_t)h) : hci_f16_to_f32((uint16_t)h);
+                if (isnan(want))
+                    ck_assert_msg(isnan(d[h]), "%s %s: %04x", specs[k], isas[i], h);
+                else
+                    ck_assert_msg(memcmp(&want, &d[h], 4) == 0, "%s %s: %04x decodes to %a, expected %a", specs[k],
+                                  isas[i], h, (double)d[h], (double)want);
+            }
+            free(d);
+        }
+        unsetenv("HYPERCOMP_ISA");
+        hc_ctensor_free(back);
+        hc_ctensor_free(ct);
+        hc_compressor_free(c);
+        free(f);
+        free(buf);
+    }
+    free(all);
+    free(zeros);
+}
+END_TEST
+
 /* ---- serialised form and hostile payloads ---- */
 
 START_TEST(serialised_round_trip_and_corruption)
@@ -1058,6 +1105,7 @@ static Suite *scalar_suite(void)
     tcase_add_test(tc, ternary_error_and_sparsity_match_closed_forms);
     tcase_add_test(tc, round_trip_error_bounds);
     tcase_add_test(tc, simd_kernels_agree_with_portable);
+    tcase_add_test(tc, float_decoding_is_exact_for_every_half);
     tcase_add_test(tc, serialised_round_trip_and_corruption);
     tcase_add_test(tc, hostile_payloads_are_rejected_by_the_codecs);
     tcase_add_test(tc, specs_are_canonical_and_bad_ones_are_named);

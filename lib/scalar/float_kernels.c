@@ -1,8 +1,9 @@
 /* F32 / FP16 / BF16 kernels: dot product with x and decoding to f32. The SIMD versions
  * convert with vcvtph2ps (FP16) or a 16-bit shift (BF16), both exact, so decoding gives the
  * same bits as the portable conversion for every finite value and infinity. */
+#include <string.h>
+
 #include "common/bytes.h"
-#include "common/half.h"
 #include "hypercomp/compressor.h"
 #include "scalar/kernels.h"
 
@@ -10,47 +11,61 @@
 #include <immintrin.h>
 #endif
 
-static float dot_f32_portable(const uint8_t *p, const float *x, int64_t n)
+/* Conversions inlined here so the portable loops need no call per element. FP16: the 15 bits
+ * below the sign, moved to a binary32 exponent/mantissa position and scaled by 2^112, give the
+ * exact value of every normal and subnormal half; infinities and NaNs keep their payload. The
+ * result is bit-identical to hci_f16_to_f32. */
+static inline float bits_f32(uint32_t u)
 {
-    float acc = 0.0f;
-    for (int64_t i = 0; i < n; i++)
-        acc += hci_get_f32(p + 4 * i) * x[i];
-    return acc;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
 }
 
-static void decode_f32_portable(float *out, const uint8_t *p, int64_t n)
+static inline float f16_value(const uint8_t *p)
 {
-    for (int64_t i = 0; i < n; i++)
-        out[i] = hci_get_f32(p + 4 * i);
+    uint32_t h = hci_get_u16(p), em = h & 0x7fffu, sign = (h & 0x8000u) << 16;
+    float mag = em >= 0x7c00u ? bits_f32(0x7f800000u | ((em & 0x3ffu) << 13)) : bits_f32(em << 13) * 0x1p112f;
+    uint32_t u;
+    memcpy(&u, &mag, sizeof u);
+    return bits_f32(u | sign);
 }
 
-static float dot_f16_portable(const uint8_t *p, const float *x, int64_t n)
+static inline float bf16_value(const uint8_t *p)
 {
-    float acc = 0.0f;
-    for (int64_t i = 0; i < n; i++)
-        acc += hci_f16_to_f32(hci_get_u16(p + 2 * i)) * x[i];
-    return acc;
+    return bits_f32((uint32_t)hci_get_u16(p) << 16);
 }
 
-static void decode_f16_portable(float *out, const uint8_t *p, int64_t n)
+static inline float f32_value(const uint8_t *p)
 {
-    for (int64_t i = 0; i < n; i++)
-        out[i] = hci_f16_to_f32(hci_get_u16(p + 2 * i));
+    return hci_get_f32(p);
 }
 
-static float dot_bf16_portable(const uint8_t *p, const float *x, int64_t n)
-{
-    float acc = 0.0f;
-    for (int64_t i = 0; i < n; i++)
-        acc += hci_bf16_to_f32(hci_get_u16(p + 2 * i)) * x[i];
-    return acc;
-}
+/* Portable loops with four partial sums, which lets the compiler overlap the additions. */
+#define DEFINE_PORTABLE(name, esize, VALUE)                                                              \
+    static float dot_##name##_portable(const uint8_t *p, const float *x, int64_t n)                     \
+    {                                                                                                   \
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;                                               \
+        int64_t i = 0;                                                                                  \
+        for (; i + 4 <= n; i += 4) {                                                                    \
+            a0 += VALUE(p + (esize) * i) * x[i];                                                        \
+            a1 += VALUE(p + (esize) * (i + 1)) * x[i + 1];                                              \
+            a2 += VALUE(p + (esize) * (i + 2)) * x[i + 2];                                              \
+            a3 += VALUE(p + (esize) * (i + 3)) * x[i + 3];                                              \
+        }                                                                                               \
+        for (; i < n; i++)                                                                              \
+            a0 += VALUE(p + (esize) * i) * x[i];                                                        \
+        return (a0 + a1) + (a2 + a3);                                                                   \
+    }                                                                                                   \
+    static void decode_##name##_portable(float *out, const uint8_t *p, int64_t n)                       \
+    {                                                                                                   \
+        for (int64_t i = 0; i < n; i++)                                                                 \
+            out[i] = VALUE(p + (esize) * i);                                                            \
+    }
 
-static void decode_bf16_portable(float *out, const uint8_t *p, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        out[i] = hci_bf16_to_f32(hci_get_u16(p + 2 * i));
-}
+DEFINE_PORTABLE(f32, 4, f32_value)
+DEFINE_PORTABLE(f16, 2, f16_value)
+DEFINE_PORTABLE(bf16, 2, bf16_value)
 
 static const hci_float_kernels portable[3] = {
     { dot_f32_portable, decode_f32_portable },
@@ -73,18 +88,21 @@ static const hci_float_kernels portable[3] = {
             a2 = _mm512_fmadd_ps(LOAD16(p + (esize) * (i + 32)), _mm512_loadu_ps(x + i + 32), a2);      \
             a3 = _mm512_fmadd_ps(LOAD16(p + (esize) * (i + 48)), _mm512_loadu_ps(x + i + 48), a3);      \
         }                                                                                               \
-        for (; i < n; i += 16) {                                                                        \
-            int64_t rem = n - i < 16 ? n - i : 16;                                                      \
-            __mmask16 m = (__mmask16)(rem == 16 ? 0xffffu : (1u << rem) - 1u);                          \
-            a0 = _mm512_fmadd_ps(MLOAD16(m, p + (esize) * i), _mm512_maskz_loadu_ps(m, x + i), a0);     \
+        for (; i + 16 <= n; i += 16)                                                                    \
+            a0 = _mm512_fmadd_ps(LOAD16(p + (esize) * i), _mm512_loadu_ps(x + i), a0);                  \
+        if (i < n) {                                                                                    \
+            __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);                                            \
+            a1 = _mm512_fmadd_ps(MLOAD16(m, p + (esize) * i), _mm512_maskz_loadu_ps(m, x + i), a1);     \
         }                                                                                               \
         return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));       \
     }                                                                                                   \
     HCI_TARGET_AVX512 static void decode_##name##_avx512(float *out, const uint8_t *p, int64_t n)       \
     {                                                                                                   \
-        for (int64_t i = 0; i < n; i += 16) {                                                           \
-            int64_t rem = n - i < 16 ? n - i : 16;                                                      \
-            __mmask16 m = (__mmask16)(rem == 16 ? 0xffffu : (1u << rem) - 1u);                          \
+        int64_t i = 0;                                                                                  \
+        for (; i + 16 <= n; i += 16)                                                                    \
+            _mm512_storeu_ps(out + i, LOAD16(p + (esize) * i));                                         \
+        if (i < n) { /* masked stores are slow on some cores: only the tail */                          \
+            __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);                                            \
             _mm512_mask_storeu_ps(out + i, m, MLOAD16(m, p + (esize) * i));                             \
         }                                                                                               \
     }
@@ -175,13 +193,9 @@ HCI_TARGET_AVX2 static inline __m256 load_bf16_8(const uint8_t *p)
     __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
-static inline float scalar_f32(const uint8_t *p) { return hci_get_f32(p); }
-static inline float scalar_f16(const uint8_t *p) { return hci_f16_to_f32(hci_get_u16(p)); }
-static inline float scalar_bf16(const uint8_t *p) { return hci_bf16_to_f32(hci_get_u16(p)); }
-
-DEFINE_AVX2(f32, 4, load_f32_8, scalar_f32)
-DEFINE_AVX2(f16, 2, load_f16_8, scalar_f16)
-DEFINE_AVX2(bf16, 2, load_bf16_8, scalar_bf16)
+DEFINE_AVX2(f32, 4, load_f32_8, f32_value)
+DEFINE_AVX2(f16, 2, load_f16_8, f16_value)
+DEFINE_AVX2(bf16, 2, load_bf16_8, bf16_value)
 
 static const hci_float_kernels avx2[3] = {
     { dot_f32_avx2, decode_f32_avx2 },

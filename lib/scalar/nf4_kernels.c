@@ -87,9 +87,16 @@ HCI_TARGET_AVX512 static float dot_avx512(const uint8_t *codes, const float *bsc
             a2 = _mm512_fmadd_ps(_mm512_permutexvar_ps(c2, ls), _mm512_loadu_ps(xp + 32), a2);
             a3 = _mm512_fmadd_ps(_mm512_permutexvar_ps(c3, ls), _mm512_loadu_ps(xp + 48), a3);
         }
-        while (i < stop) {
-            /* up to 32 codes; masked loads read no byte and no x past the segment */
-            int64_t rem = stop - i < 32 ? stop - i : 32;
+        for (; i + 32 <= stop; i += 32) {
+            __m512i c0, c1;
+            spread32_avx512(_mm_loadu_si128((const __m128i *)(const void *)(codes + (i >> 1))), &c0, &c1);
+            const float *xp = x + (i - i0);
+            a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(c0, ls), _mm512_loadu_ps(xp), a0);
+            a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(c1, ls), _mm512_loadu_ps(xp + 16), a1);
+        }
+        if (i < stop) {
+            /* fewer than 32 codes; masked loads read no byte and no x past the segment */
+            int64_t rem = stop - i;
             __mmask16 mb = (__mmask16)((1u << ((rem + 1) / 2)) - 1u);
             __mmask16 m0 = (__mmask16)(rem >= 16 ? 0xffffu : (1u << rem) - 1u);
             __mmask16 m1 = (__mmask16)(rem > 16 ? (1u << (rem - 16)) - 1u : 0u);
@@ -98,7 +105,7 @@ HCI_TARGET_AVX512 static float dot_avx512(const uint8_t *codes, const float *bsc
             const float *xp = x + (i - i0);
             a0 = _mm512_mask3_fmadd_ps(_mm512_permutexvar_ps(c0, ls), _mm512_maskz_loadu_ps(m0, xp), a0, m0);
             a1 = _mm512_mask3_fmadd_ps(_mm512_permutexvar_ps(c1, ls), _mm512_maskz_loadu_ps(m1, xp + 16), a1, m1);
-            i += rem;
+            i = stop;
         }
         b++;
         bend += block;
@@ -120,8 +127,15 @@ HCI_TARGET_AVX512 static void decode_avx512(float *out, const uint8_t *codes, co
             out[i - i0] = hci_nf4_table[nibble(codes, i)] * s;
             i++;
         }
-        while (i < stop) {
-            int64_t rem = stop - i < 32 ? stop - i : 32;
+        for (; i + 32 <= stop; i += 32) {
+            __m512i c0, c1;
+            spread32_avx512(_mm_loadu_si128((const __m128i *)(const void *)(codes + (i >> 1))), &c0, &c1);
+            _mm512_storeu_ps(out + (i - i0), _mm512_permutexvar_ps(c0, ls));
+            _mm512_storeu_ps(out + (i - i0) + 16, _mm512_permutexvar_ps(c1, ls));
+        }
+        if (i < stop) {
+            /* masked stores are slow on some cores, so only the tail uses them */
+            int64_t rem = stop - i;
             __mmask16 mb = (__mmask16)((1u << ((rem + 1) / 2)) - 1u);
             __mmask16 m0 = (__mmask16)(rem >= 16 ? 0xffffu : (1u << rem) - 1u);
             __mmask16 m1 = (__mmask16)(rem > 16 ? (1u << (rem - 16)) - 1u : 0u);
@@ -129,7 +143,7 @@ HCI_TARGET_AVX512 static void decode_avx512(float *out, const uint8_t *codes, co
             spread32_avx512(_mm_maskz_loadu_epi8(mb, codes + (i >> 1)), &c0, &c1);
             _mm512_mask_storeu_ps(out + (i - i0), m0, _mm512_permutexvar_ps(c0, ls));
             _mm512_mask_storeu_ps(out + (i - i0) + 16, m1, _mm512_permutexvar_ps(c1, ls));
-            i += rem;
+            i = stop;
         }
         b++;
         bend += block;

@@ -18,10 +18,18 @@ static inline unsigned tcode(const uint8_t *codes, int64_t i)
 
 static float dot_portable(const uint8_t *codes, int64_t i0, int64_t n, const float *x)
 {
-    float acc = 0.0f;
-    for (int64_t k = 0; k < n; k++)
-        acc += tvalue[tcode(codes, i0 + k)] * x[k];
-    return acc;
+    float a[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    int64_t k = 0;
+    for (; k < n && ((i0 + k) & 3); k++)
+        a[0] += tvalue[tcode(codes, i0 + k)] * x[k];
+    for (; k + 4 <= n; k += 4) { /* one byte, four partial sums */
+        unsigned b = codes[(i0 + k) >> 2];
+        for (int j = 0; j < 4; j++)
+            a[j] += tvalue[(b >> (2 * j)) & 3u] * x[k + j];
+    }
+    for (; k < n; k++)
+        a[0] += tvalue[tcode(codes, i0 + k)] * x[k];
+    return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
 static void decode_portable(float *out, const uint8_t *codes, float scale, int64_t i0, int64_t n)
@@ -72,11 +80,16 @@ HCI_TARGET_AVX512 static float dot_avx512(const uint8_t *codes, int64_t i0, int6
         a2 = _mm512_fmadd_ps(values16_avx512(w[2], table), _mm512_loadu_ps(x + k + 32), a2);
         a3 = _mm512_fmadd_ps(values16_avx512(w[3], table), _mm512_loadu_ps(x + k + 48), a3);
     }
-    for (; k < n; k += 16) {
-        int64_t rem = n - k < 16 ? n - k : 16;
-        __mmask16 m = (__mmask16)(rem == 16 ? 0xffffu : (1u << rem) - 1u);
+    for (; k + 16 <= n; k += 16) {
+        uint32_t w;
+        memcpy(&w, codes + ((i0 + k) >> 2), sizeof w);
+        a0 = _mm512_fmadd_ps(values16_avx512(w, table), _mm512_loadu_ps(x + k), a0);
+    }
+    if (k < n) {
+        int64_t rem = n - k;
+        __mmask16 m = (__mmask16)((1u << rem) - 1u);
         uint32_t w = code_word(codes, i0 + k, (int)((rem + 3) / 4));
-        a0 = _mm512_fmadd_ps(values16_avx512(w, table), _mm512_maskz_loadu_ps(m, x + k), a0);
+        a1 = _mm512_fmadd_ps(values16_avx512(w, table), _mm512_maskz_loadu_ps(m, x + k), a1);
     }
     __m512 a = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
     return _mm512_reduce_add_ps(a) + acc;
@@ -88,9 +101,14 @@ HCI_TARGET_AVX512 static void decode_avx512(float *out, const uint8_t *codes, fl
     int64_t k = 0;
     for (; k < n && ((i0 + k) & 3); k++)
         out[k] = tvalue[tcode(codes, i0 + k)] * scale;
-    for (; k < n; k += 16) {
-        int64_t rem = n - k < 16 ? n - k : 16;
-        __mmask16 m = (__mmask16)(rem == 16 ? 0xffffu : (1u << rem) - 1u);
+    for (; k + 16 <= n; k += 16) {
+        uint32_t w;
+        memcpy(&w, codes + ((i0 + k) >> 2), sizeof w);
+        _mm512_storeu_ps(out + k, values16_avx512(w, table));
+    }
+    if (k < n) { /* masked stores are slow on some cores: only the tail */
+        int64_t rem = n - k;
+        __mmask16 m = (__mmask16)((1u << rem) - 1u);
         uint32_t w = code_word(codes, i0 + k, (int)((rem + 3) / 4));
         _mm512_mask_storeu_ps(out + k, m, values16_avx512(w, table));
     }
