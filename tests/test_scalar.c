@@ -645,7 +645,7 @@ END_TEST
 
 static const char *const every_spec[] = {
     "f32", "fp16", "bf16", "int8", "int8:clip=100", "nf4", "nf4:block=10,scale_block=3", "nf4:block=33,scale_block=1",
-    "ternary",
+    "nf4:block=32,scale_block=3", "nf4:block=96,scale_block=2", "ternary",
 };
 
 static const struct {
@@ -654,7 +654,7 @@ static const struct {
 } odd_shapes[] = {
     { 2, { 1, 1 } },    { 2, { 1, 37 } },   { 2, { 3, 61 } },     { 2, { 7, 100 } }, { 2, { 17, 129 } },
     { 1, { 77 } },      { 1, { 1000 } },    { 2, { 5, 64 } },     { 3, { 4, 3, 45 } }, { 2, { 2, 4109 } },
-    { 2, { 33, 256 } },
+    { 2, { 33, 256 } }, { 2, { 3, 96 } },   { 2, { 2, 32 } },
 };
 
 typedef struct run_out {

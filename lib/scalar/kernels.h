@@ -39,7 +39,15 @@ typedef struct hci_nf4_kernels {
     /* out[k] = level(i0 + k) * bscale[(i0 + k) / block], the product rounded once */
     void (*decode)(float *out, const uint8_t *codes, const float *bscale, uint32_t block, int64_t i0,
                    int64_t n);
+    /* dot with x given split (hci_nf4_split_x), for i0, n and block multiples of 32; saves
+     * the shuffles that put codes in natural order. NULL when the table has none. */
+    float (*dot_split)(const uint8_t *codes, const float *bscale, uint32_t block, int64_t i0, int64_t n,
+                       const float *xs);
 } hci_nf4_kernels;
+
+/* xs = x with each run of 32 values reordered as its 16 even-indexed values, then its 16
+ * odd-indexed ones (the order of low and high nibbles in 16 code bytes); n % 32 == 0. */
+void hci_nf4_split_x(float *xs, const float *x, int64_t n);
 
 const hci_nf4_kernels *hci_nf4_kernels_for(hci_isa isa);
 

@@ -48,7 +48,16 @@ static void decode_portable(float *out, const uint8_t *codes, const float *bscal
     }
 }
 
-static const hci_nf4_kernels portable = { dot_portable, decode_portable };
+void hci_nf4_split_x(float *xs, const float *x, int64_t n)
+{
+    for (int64_t c = 0; c < n; c += 32)
+        for (int j = 0; j < 16; j++) {
+            xs[c + j] = x[c + 2 * j];
+            xs[c + 16 + j] = x[c + 2 * j + 1];
+        }
+}
+
+static const hci_nf4_kernels portable = { dot_portable, decode_portable, NULL };
 
 #if HCI_HAVE_X86_KERNELS
 
@@ -150,7 +159,38 @@ HCI_TARGET_AVX512 static void decode_avx512(float *out, const uint8_t *codes, co
     }
 }
 
-static const hci_nf4_kernels avx512 = { dot_avx512, decode_avx512 };
+/* With x split, 16 code bytes widen once to 16 lanes: the low nibbles index the even values
+ * and the lanes shifted right by 4 the odd ones. */
+HCI_TARGET_AVX512 static float dot_split_avx512(const uint8_t *codes, const float *bscale, uint32_t block,
+                                                int64_t i0, int64_t n, const float *xs)
+{
+    const __m512 lut = _mm512_loadu_ps(hci_nf4_table);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t b = i0 / block;
+    for (int64_t i = i0, end = i0 + n; i < end; b++) {
+        int64_t stop = (b + 1) * (int64_t)block < end ? (b + 1) * (int64_t)block : end;
+        __m512 ls = _mm512_mul_ps(lut, _mm512_set1_ps(bscale[b]));
+        for (; i + 64 <= stop; i += 64) {
+            const float *xp = xs + (i - i0);
+            __m512i c0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(codes + (i >> 1))));
+            __m512i c1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(codes + (i >> 1) + 16)));
+            a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(c0, ls), _mm512_loadu_ps(xp), a0);
+            a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c0, 4), ls), _mm512_loadu_ps(xp + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_permutexvar_ps(c1, ls), _mm512_loadu_ps(xp + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c1, 4), ls), _mm512_loadu_ps(xp + 48), a3);
+        }
+        if (i < stop) { /* block % 64 == 32 or a short final run: one 32-value step */
+            const float *xp = xs + (i - i0);
+            __m512i c0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(codes + (i >> 1))));
+            a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(c0, ls), _mm512_loadu_ps(xp), a0);
+            a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(c0, 4), ls), _mm512_loadu_ps(xp + 16), a1);
+            i += 32;
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+static const hci_nf4_kernels avx512 = { dot_avx512, decode_avx512, dot_split_avx512 };
 
 /* Eight lookups in a 16-entry table held as two ymm halves: bit 3 of each index, moved to
  * the sign bit, picks the half. */
@@ -243,7 +283,30 @@ HCI_TARGET_AVX2 static void decode_avx2(float *out, const uint8_t *codes, const 
     }
 }
 
-static const hci_nf4_kernels avx2 = { dot_avx2, decode_avx2 };
+HCI_TARGET_AVX2 static float dot_split_avx2(const uint8_t *codes, const float *bscale, uint32_t block, int64_t i0,
+                                            int64_t n, const float *xs)
+{
+    const __m256 lut_lo = _mm256_loadu_ps(hci_nf4_table), lut_hi = _mm256_loadu_ps(hci_nf4_table + 8);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t b = i0 / block;
+    for (int64_t i = i0, end = i0 + n; i < end; b++) {
+        int64_t stop = (b + 1) * (int64_t)block < end ? (b + 1) * (int64_t)block : end;
+        __m256 vs = _mm256_set1_ps(bscale[b]);
+        __m256 lo = _mm256_mul_ps(lut_lo, vs), hi = _mm256_mul_ps(lut_hi, vs);
+        for (; i < stop; i += 32) {
+            const float *xp = xs + (i - i0);
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(codes + (i >> 1)));
+            __m256i c0 = _mm256_cvtepu8_epi32(v), c1 = _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8));
+            a0 = _mm256_fmadd_ps(lookup8_avx2(c0, lo, hi), _mm256_loadu_ps(xp), a0);
+            a1 = _mm256_fmadd_ps(lookup8_avx2(c1, lo, hi), _mm256_loadu_ps(xp + 8), a1);
+            a2 = _mm256_fmadd_ps(lookup8_avx2(_mm256_srli_epi32(c0, 4), lo, hi), _mm256_loadu_ps(xp + 16), a2);
+            a3 = _mm256_fmadd_ps(lookup8_avx2(_mm256_srli_epi32(c1, 4), lo, hi), _mm256_loadu_ps(xp + 24), a3);
+        }
+    }
+    return hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+static const hci_nf4_kernels avx2 = { dot_avx2, decode_avx2, dot_split_avx2 };
 
 #endif
 
