@@ -2,7 +2,8 @@
  * BLIS) sgemv on the same matrix in f32, measured in the same run as a ratio, plus decode
  * throughput and quality on a synthetic Gaussian matrix.
  *
- *   bench_scalar [--rows R] [--cols C] [--reps N] [--isa portable,avx2,avx512] [--json] [SPEC...]
+ *   bench_scalar [--rows R] [--cols C] [--dist gauss|laplace] [--reps N] [--isa portable,avx2,avx512]
+ *                [--json] [SPEC...]
  *
  * Each repetition times one sgemv and then one compressed matvec, so both see the same load;
  * the medians are reported and matvec_speedup = sgemv_ms / matvec_ms; on a busy machine the
@@ -64,16 +65,27 @@ static void fill_gauss(float *v, size_t n, uint64_t seed, double sigma)
     }
 }
 
+/* Laplace with standard deviation sigma (scale sigma / sqrt 2), by inversion. */
+static void fill_laplace(float *v, size_t n, uint64_t seed, double sigma)
+{
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)((rng_next(&seed) >> 11) + 1) * 0x1.0p-53 - 0.5;
+        double a = 1.0 - 2.0 * fabs(u);
+        v[i] = (float)((u < 0 ? 1 : -1) * sigma / sqrt(2.0) * log(a > 1e-300 ? a : 1e-300));
+    }
+}
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: bench_scalar [--rows R] [--cols C] [--reps N] [--isa LIST] [--json] [SPEC...]\n");
+    fprintf(stderr, "usage: bench_scalar [--rows R] [--cols C] [--dist gauss|laplace] [--reps N] [--isa LIST] [--json] "
+                    "[SPEC...]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     long rows = 4096, cols = 4096;
-    int reps = 30, json = 0;
+    int reps = 30, json = 0, laplace = 0;
     const char *isa_list = NULL;
     const char *specs[32];
     int nspecs = 0;
@@ -82,6 +94,8 @@ int main(int argc, char **argv)
             rows = atol(argv[++i]);
         else if (!strcmp(argv[i], "--cols") && i + 1 < argc)
             cols = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--dist") && i + 1 < argc && (!strcmp(argv[i + 1], "gauss") || !strcmp(argv[i + 1], "laplace")))
+            laplace = !strcmp(argv[++i], "laplace");
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc)
@@ -118,7 +132,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_scalar: out of memory for a %ld x %ld matrix\n", rows, cols);
         return 1;
     }
-    fill_gauss(w, n, 1, 0.02);
+    if (laplace)
+        fill_laplace(w, n, 1, 0.02);
+    else
+        fill_gauss(w, n, 1, 0.02);
     fill_gauss(x, (size_t)cols, 2, 1.0);
     hc_tensor_view v = HC_TENSOR_VIEW_INIT;
     v.name = "bench";
@@ -128,8 +145,8 @@ int main(int argc, char **argv)
     v.data = w;
 
     if (!json)
-        printf("%ld x %ld, one thread, %d repetitions (medians)\n%-30s %-8s %7s %8s %9s %11s %9s %9s %8s %8s\n", rows,
-               cols, reps, "spec", "isa", "bpw", "rel_rmse", "compress_s", "decode_GB/s", "matvec_ms", "sgemv_ms",
+        printf("%ld x %ld %s, one thread, %d repetitions (medians)\n%-30s %-8s %7s %8s %9s %11s %9s %9s %8s %8s\n", rows,
+               cols, laplace ? "laplace" : "gauss", reps, "spec", "isa", "bpw", "rel_rmse", "compress_s", "decode_GB/s", "matvec_ms", "sgemv_ms",
                "speedup", "min_sp");
     for (int s = 0; s < nspecs; s++) {
         hc_compressor *c;
@@ -173,10 +190,10 @@ int main(int argc, char **argv)
             double gbps = (double)n * 4 / dt / 1e9;
             const char *isa = isas[k] ? isas[k] : "best";
             if (json)
-                printf("{\"spec\":\"%s\",\"isa\":\"%s\",\"rows\":%ld,\"cols\":%ld,\"threads\":1,\"bpw\":%.4f,"
+                printf("{\"spec\":\"%s\",\"isa\":\"%s\",\"dist\":\"%s\",\"rows\":%ld,\"cols\":%ld,\"threads\":1,\"bpw\":%.4f,"
                        "\"rel_rmse\":%.5f,\"compress_s\":%.4f,\"decode_gbps\":%.3f,\"matvec_ms\":%.4f,"
                        "\"sgemv_ms\":%.4f,\"matvec_speedup\":%.3f,\"min_speedup\":%.3f}\n",
-                       hc_compressor_spec(c), isa, rows, cols, st.bpw, st.rel_rmse, st.seconds, gbps, mv_ms,
+                       hc_compressor_spec(c), isa, laplace ? "laplace" : "gauss", rows, cols, st.bpw, st.rel_rmse, st.seconds, gbps, mv_ms,
                        sgemv_ms, sgemv_ms / mv_ms, min_ratio);
             else
                 printf("%-30s %-8s %7.4f %8.5f %9.3f %11.2f %9.3f %9.3f %7.2fx %7.2fx\n", hc_compressor_spec(c), isa,

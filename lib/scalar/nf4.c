@@ -24,23 +24,35 @@
 #include "scalar/kernels.h"
 #include "scalar/scalar.h"
 
+#define NF4_L0 (-1.0f)
+#define NF4_L1 (-0.6961928009986877f)
+#define NF4_L2 (-0.5250730514526367f)
+#define NF4_L3 (-0.39491748809814453f)
+#define NF4_L4 (-0.28444138169288635f)
+#define NF4_L5 (-0.18477343022823334f)
+#define NF4_L6 (-0.09105003625154495f)
+#define NF4_L7 (0.0f)
+#define NF4_L8 (0.07958029955625534f)
+#define NF4_L9 (0.16093020141124725f)
+#define NF4_L10 (0.24611230194568634f)
+#define NF4_L11 (0.33791524171829224f)
+#define NF4_L12 (0.44070982933044434f)
+#define NF4_L13 (0.5626170039176941f)
+#define NF4_L14 (0.7229568362236023f)
+#define NF4_L15 (1.0f)
+
 const float hci_nf4_table[16] = {
-    -1.0f,
-    -0.6961928009986877f,
-    -0.5250730514526367f,
-    -0.39491748809814453f,
-    -0.28444138169288635f,
-    -0.18477343022823334f,
-    -0.09105003625154495f,
-    0.0f,
-    0.07958029955625534f,
-    0.16093020141124725f,
-    0.24611230194568634f,
-    0.33791524171829224f,
-    0.44070982933044434f,
-    0.5626170039176941f,
-    0.7229568362236023f,
-    1.0f,
+    NF4_L0, NF4_L1, NF4_L2,  NF4_L3,  NF4_L4,  NF4_L5,  NF4_L6,  NF4_L7,
+    NF4_L8, NF4_L9, NF4_L10, NF4_L11, NF4_L12, NF4_L13, NF4_L14, NF4_L15,
+};
+
+/* Decision thresholds: midpoints between neighbouring levels, each rounded to f32. */
+static const float nf4_mid[15] = {
+    0.5f * (NF4_L0 + NF4_L1),   0.5f * (NF4_L1 + NF4_L2),   0.5f * (NF4_L2 + NF4_L3),
+    0.5f * (NF4_L3 + NF4_L4),   0.5f * (NF4_L4 + NF4_L5),   0.5f * (NF4_L5 + NF4_L6),
+    0.5f * (NF4_L6 + NF4_L7),   0.5f * (NF4_L7 + NF4_L8),   0.5f * (NF4_L8 + NF4_L9),
+    0.5f * (NF4_L9 + NF4_L10),  0.5f * (NF4_L10 + NF4_L11), 0.5f * (NF4_L11 + NF4_L12),
+    0.5f * (NF4_L12 + NF4_L13), 0.5f * (NF4_L13 + NF4_L14), 0.5f * (NF4_L14 + NF4_L15),
 };
 
 #define NF4_ZERO_CODE 7u
@@ -71,9 +83,12 @@ float hci_nf4_block_scale(int8_t q, float step, float mean)
 
 unsigned hci_nf4_nearest(float x)
 {
+    /* binary search for the number of thresholds below x */
     unsigned code = 0;
-    for (unsigned i = 0; i < 15; i++)
-        code += x > 0.5f * (hci_nf4_table[i] + hci_nf4_table[i + 1]);
+    code += x > nf4_mid[code + 7] ? 8u : 0u;
+    code += x > nf4_mid[code + 3] ? 4u : 0u;
+    code += x > nf4_mid[code + 1] ? 2u : 0u;
+    code += x > nf4_mid[code] ? 1u : 0u;
     return code;
 }
 
