@@ -655,6 +655,7 @@ static const struct {
     { 2, { 1, 1 } },    { 2, { 1, 37 } },   { 2, { 3, 61 } },     { 2, { 7, 100 } }, { 2, { 17, 129 } },
     { 1, { 77 } },      { 1, { 1000 } },    { 2, { 5, 64 } },     { 3, { 4, 3, 45 } }, { 2, { 2, 4109 } },
     { 2, { 33, 256 } }, { 2, { 3, 96 } },   { 2, { 2, 32 } },
+    { 2, { 200, 1024 } }, { 2, { 150, 1001 } }, /* big enough to split over threads */
 };
 
 typedef struct run_out {
@@ -721,6 +722,13 @@ START_TEST(simd_kernels_agree_with_portable)
                 ck_assert_msg(fabs(ref.y[r] - acc) <= 1e-5 * mag[r] + 1e-30, "%s row %lld: %g vs %g", every_spec[si],
                               (long long)r, (double)ref.y[r], acc);
             }
+            /* rows split over threads give the same bits: each row is one kernel call */
+            float *y3 = malloc((size_t)rows * sizeof *y3);
+            ck_assert_ok(hc_ctensor_set_threads(ct, 3));
+            ck_assert_ok(hc_ctensor_matvec(ct, x, y3));
+            ck_assert_mem_eq(y3, ref.y, (size_t)rows * sizeof *y3);
+            ck_assert_ok(hc_ctensor_set_threads(ct, 1));
+            free(y3);
             for (size_t k = 0; k < 2; k++) {
                 setenv("HYPERCOMP_ISA", isas[k].env, 1);
                 if (hci_cpu_isa() != isas[k].isa)
