@@ -51,11 +51,21 @@ static inline uint32_t code_word(const uint8_t *codes, int64_t i, int nbytes)
     return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
 }
 
-HCI_TARGET_AVX512 static inline __m512 values16_avx512(uint32_t word, __m512 table)
+HCI_TARGET_AVX512 static inline __m512 spread16_avx512(__m512i words, __m512 table)
 {
     const __m512i shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    __m512i idx = _mm512_srlv_epi32(_mm512_set1_epi32((int)word), shifts);
-    return _mm512_permutexvar_ps(idx, table);
+    return _mm512_permutexvar_ps(_mm512_srlv_epi32(words, shifts), table);
+}
+
+HCI_TARGET_AVX512 static inline __m512 values16_avx512(uint32_t word, __m512 table)
+{
+    return spread16_avx512(_mm512_set1_epi32((int)word), table);
+}
+
+/* The 16 codes at p, broadcast straight from memory (no trip through a general register). */
+HCI_TARGET_AVX512 static inline __m512 load16_avx512(const uint8_t *p, __m512 table)
+{
+    return spread16_avx512(_mm512_broadcastd_epi32(_mm_loadu_si32(p)), table);
 }
 
 HCI_TARGET_AVX512 static inline __m512 table16_avx512(float scale)
@@ -73,18 +83,13 @@ HCI_TARGET_AVX512 static float dot_avx512(const uint8_t *codes, int64_t i0, int6
         acc += tvalue[tcode(codes, i0 + k)] * x[k];
     for (; k + 64 <= n; k += 64) {
         const uint8_t *p = codes + ((i0 + k) >> 2);
-        uint32_t w[4];
-        memcpy(w, p, sizeof w);
-        a0 = _mm512_fmadd_ps(values16_avx512(w[0], table), _mm512_loadu_ps(x + k), a0);
-        a1 = _mm512_fmadd_ps(values16_avx512(w[1], table), _mm512_loadu_ps(x + k + 16), a1);
-        a2 = _mm512_fmadd_ps(values16_avx512(w[2], table), _mm512_loadu_ps(x + k + 32), a2);
-        a3 = _mm512_fmadd_ps(values16_avx512(w[3], table), _mm512_loadu_ps(x + k + 48), a3);
+        a0 = _mm512_fmadd_ps(load16_avx512(p, table), _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(load16_avx512(p + 4, table), _mm512_loadu_ps(x + k + 16), a1);
+        a2 = _mm512_fmadd_ps(load16_avx512(p + 8, table), _mm512_loadu_ps(x + k + 32), a2);
+        a3 = _mm512_fmadd_ps(load16_avx512(p + 12, table), _mm512_loadu_ps(x + k + 48), a3);
     }
-    for (; k + 16 <= n; k += 16) {
-        uint32_t w;
-        memcpy(&w, codes + ((i0 + k) >> 2), sizeof w);
-        a0 = _mm512_fmadd_ps(values16_avx512(w, table), _mm512_loadu_ps(x + k), a0);
-    }
+    for (; k + 16 <= n; k += 16)
+        a0 = _mm512_fmadd_ps(load16_avx512(codes + ((i0 + k) >> 2), table), _mm512_loadu_ps(x + k), a0);
     if (k < n) {
         int64_t rem = n - k;
         __mmask16 m = (__mmask16)((1u << rem) - 1u);
@@ -101,11 +106,8 @@ HCI_TARGET_AVX512 static void decode_avx512(float *out, const uint8_t *codes, fl
     int64_t k = 0;
     for (; k < n && ((i0 + k) & 3); k++)
         out[k] = tvalue[tcode(codes, i0 + k)] * scale;
-    for (; k + 16 <= n; k += 16) {
-        uint32_t w;
-        memcpy(&w, codes + ((i0 + k) >> 2), sizeof w);
-        _mm512_storeu_ps(out + k, values16_avx512(w, table));
-    }
+    for (; k + 16 <= n; k += 16)
+        _mm512_storeu_ps(out + k, load16_avx512(codes + ((i0 + k) >> 2), table));
     if (k < n) { /* masked stores are slow on some cores: only the tail */
         int64_t rem = n - k;
         __mmask16 m = (__mmask16)((1u << rem) - 1u);
@@ -122,6 +124,16 @@ HCI_TARGET_AVX2 static inline __m256 values8_avx2(uint32_t word, __m256 table)
     const __m256i shifts = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     __m256i idx = _mm256_srlv_epi32(_mm256_set1_epi32((int)word), shifts);
     return _mm256_permutevar8x32_ps(table, idx);
+}
+
+/* The 16 codes at p, broadcast straight from memory, as two vectors of eight values. */
+HCI_TARGET_AVX2 static inline void load16_avx2(const uint8_t *p, __m256 table, __m256 *v0, __m256 *v1)
+{
+    const __m256i lo = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i hi = _mm256_setr_epi32(16, 18, 20, 22, 24, 26, 28, 30);
+    __m256i w = _mm256_broadcastd_epi32(_mm_loadu_si32(p));
+    *v0 = _mm256_permutevar8x32_ps(table, _mm256_srlv_epi32(w, lo));
+    *v1 = _mm256_permutevar8x32_ps(table, _mm256_srlv_epi32(w, hi));
 }
 
 HCI_TARGET_AVX2 static inline float hsum256(__m256 v)
@@ -141,12 +153,14 @@ HCI_TARGET_AVX2 static float dot_avx2(const uint8_t *codes, int64_t i0, int64_t 
     for (; k < n && ((i0 + k) & 3); k++)
         acc += tvalue[tcode(codes, i0 + k)] * x[k];
     for (; k + 32 <= n; k += 32) {
-        uint32_t w[2];
-        memcpy(w, codes + ((i0 + k) >> 2), sizeof w);
-        a0 = _mm256_fmadd_ps(values8_avx2(w[0], table), _mm256_loadu_ps(x + k), a0);
-        a1 = _mm256_fmadd_ps(values8_avx2(w[0] >> 16, table), _mm256_loadu_ps(x + k + 8), a1);
-        a2 = _mm256_fmadd_ps(values8_avx2(w[1], table), _mm256_loadu_ps(x + k + 16), a2);
-        a3 = _mm256_fmadd_ps(values8_avx2(w[1] >> 16, table), _mm256_loadu_ps(x + k + 24), a3);
+        const uint8_t *p = codes + ((i0 + k) >> 2);
+        __m256 v0, v1, v2, v3;
+        load16_avx2(p, table, &v0, &v1);
+        load16_avx2(p + 4, table, &v2, &v3);
+        a0 = _mm256_fmadd_ps(v0, _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(x + k + 8), a1);
+        a2 = _mm256_fmadd_ps(v2, _mm256_loadu_ps(x + k + 16), a2);
+        a3 = _mm256_fmadd_ps(v3, _mm256_loadu_ps(x + k + 24), a3);
     }
     for (; k + 8 <= n; k += 8) {
         uint16_t w;
@@ -164,6 +178,12 @@ HCI_TARGET_AVX2 static void decode_avx2(float *out, const uint8_t *codes, float 
     int64_t k = 0;
     for (; k < n && ((i0 + k) & 3); k++)
         out[k] = tvalue[tcode(codes, i0 + k)] * scale;
+    for (; k + 16 <= n; k += 16) {
+        __m256 v0, v1;
+        load16_avx2(codes + ((i0 + k) >> 2), table, &v0, &v1);
+        _mm256_storeu_ps(out + k, v0);
+        _mm256_storeu_ps(out + k + 8, v1);
+    }
     for (; k + 8 <= n; k += 8) {
         uint16_t w;
         memcpy(&w, codes + ((i0 + k) >> 2), sizeof w);
