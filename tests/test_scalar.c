@@ -343,6 +343,8 @@ START_TEST(nf4_matches_the_reference_encoder)
         { "nf4:block=10,scale_block=3", 10, 3, 13, 17 },
         { "nf4:block=33,scale_block=1", 33, 1, 7, 64 },
         { "nf4:block=64,scale_block=4", 64, 4, 64, 256 },
+        { "nf4:threads=3", 64, 256, 300, 1000 },                  /* codes written by 3 threads */
+        { "nf4:block=65,scale_block=7,threads=3", 65, 7, 300, 999 }, /* odd blocks, paired per thread */
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int64_t n = cases[k].rows * cases[k].cols;
@@ -579,7 +581,7 @@ START_TEST(ternary_error_and_sparsity_match_closed_forms)
     double want_zero[2] = { erf(t / sqrt(2)), 1 - exp(-0.5) };
     for (int k = 0; k < 2; k++) {
         float *w = k == 0 ? test_gauss(31, n, 0.02) : test_laplace(32, n, 0.02);
-        hc_ctensor *ct = compress_2d("ternary", w, 400, 500);
+        hc_ctensor *ct = compress_2d("ternary:threads=3", w, 400, 500);
         hc_stats s = HC_STATS_INIT;
         ck_assert_ok(hc_ctensor_stats(&s, ct));
         ck_assert_double_eq_tol(s.rel_rmse, want_rel[k], 0.005);
@@ -1004,13 +1006,16 @@ START_TEST(specs_are_canonical_and_bad_ones_are_named)
         { "nf4:clip=99", "unknown key 'clip' for codec 'nf4' (accepted: block=N, scale_block=N, threads=N)",
           HC_EINVAL },
         { "ternary:scale=2", "unknown key 'scale' for codec 'ternary'", HC_EINVAL },
-        { "int4", "unknown codec 'int4' (known: f32, fp16, bf16, int8, nf4, ternary", HC_ENOTFOUND },
+        { "int4", "unknown codec 'int4' (known: f32, fp16, bf16", HC_ENOTFOUND },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hc_compressor *c = (hc_compressor *)1;
         ck_assert_status(hc_compressor_from_spec(&c, bad[i].spec), bad[i].code, bad[i].needle);
         ck_assert_ptr_null(c);
     }
+    /* the list of known codecs names the new ones (wherever other codecs sit in it) */
+    ck_assert(strstr(hc_last_error(), ", int8") && strstr(hc_last_error(), ", nf4") &&
+              strstr(hc_last_error(), ", ternary"));
 }
 END_TEST
 
@@ -1050,7 +1055,7 @@ END_TEST
 
 START_TEST(out_of_memory_leaks_nothing)
 {
-    const char *specs[] = { "int8:threads=2", "nf4", "ternary" };
+    const char *specs[] = { "int8:threads=2", "nf4:threads=2", "ternary:threads=2" };
     float *w = test_gauss(60, 300 * 301, 1.0);
     hc_tensor_view v = test_view2("w", w, 300, 301);
     for (size_t k = 0; k < 3; k++) {

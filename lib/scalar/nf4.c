@@ -21,6 +21,7 @@
 #include "common/alloc.h"
 #include "common/bytes.h"
 #include "common/error.h"
+#include "common/parallel.h"
 #include "scalar/kernels.h"
 #include "scalar/scalar.h"
 
@@ -92,6 +93,28 @@ unsigned hci_nf4_nearest(float x)
     return code;
 }
 
+typedef struct code_job {
+    const hci_matrix *w;
+    const float *s;    /* decoded block scales */
+    uint8_t *codes;
+    int64_t block, unit;   /* blocks per parallel item */
+} code_job;
+
+static int code_blocks(void *ctx, int64_t u0, int64_t u1)
+{
+    const code_job *job = ctx;
+    int64_t numel = job->w->numel;
+    for (int64_t b = u0 * job->unit; b < u1 * job->unit && b * job->block < numel; b++) {
+        int64_t i0 = b * job->block, i1 = i0 + job->block < numel ? i0 + job->block : numel;
+        float sb = job->s[b];
+        for (int64_t i = i0; i < i1; i++) {
+            unsigned code = sb != 0.0f ? hci_nf4_nearest(job->w->data[i] / sb) : NF4_ZERO_CODE;
+            job->codes[i >> 1] |= (uint8_t)(code << (4 * (i & 1)));
+        }
+    }
+    return HC_OK;
+}
+
 static int nf4_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
 {
     const hc_scalar_options *o = hci_scalar_opts(c);
@@ -131,17 +154,17 @@ static int nf4_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix
             s[b] = hci_nf4_block_scale((int8_t)q, step, mean);
         }
     }
-    /* codes against the decoded scales */
-    uint8_t *codes = payload + l.off_codes;
-    for (int64_t b = 0; b < l.nblocks; b++) {
-        int64_t i0 = b * l.block, i1 = i0 + l.block < w->numel ? i0 + l.block : w->numel;
-        float sb = s[b];
-        for (int64_t i = i0; i < i1; i++) {
-            unsigned code = sb != 0.0f ? hci_nf4_nearest(w->data[i] / sb) : NF4_ZERO_CODE;
-            codes[i >> 1] |= (uint8_t)(code << (4 * (i & 1)));
-        }
-    }
+    /* codes against the decoded scales, in parallel over runs of whole blocks that start on a
+     * byte boundary, so no two threads share a code byte */
+    int64_t unit = l.block % 2 ? 2 : 1;
+    code_job job = { w, s, payload + l.off_codes, l.block, unit };
+    int64_t min_units = 65536 / ((int64_t)l.block * unit) + 1;
+    int rc = hci_parallel_for(c->threads, (l.nblocks + unit - 1) / unit, min_units, code_blocks, &job);
     hci_free(s);
+    if (rc != HC_OK) {
+        hci_free(payload);
+        return rc;
+    }
     uint8_t *params = hci_malloc(8);
     if (!params) {
         hci_free(payload);

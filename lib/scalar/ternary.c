@@ -14,6 +14,7 @@
 #include "common/alloc.h"
 #include "common/bytes.h"
 #include "common/error.h"
+#include "common/parallel.h"
 #include "scalar/kernels.h"
 #include "scalar/scalar.h"
 
@@ -22,9 +23,27 @@ static uint64_t payload_bytes(int64_t numel)
     return 4u + ((uint64_t)numel + 3u) / 4u;
 }
 
+typedef struct code_job {
+    const hci_matrix *w;
+    float scale;
+    uint8_t *codes;
+} code_job;
+
+/* Codes bytes [b0, b1) (four values each), so threads never share a byte. */
+static int code_bytes(void *ctx, int64_t b0, int64_t b1)
+{
+    const code_job *job = ctx;
+    int64_t end = 4 * b1 < job->w->numel ? 4 * b1 : job->w->numel;
+    for (int64_t i = 4 * b0; i < end; i++) {
+        float q = rintf(job->w->data[i] / job->scale);
+        unsigned code = q >= 1.0f ? 1u : (q <= -1.0f ? 2u : 0u);
+        job->codes[i >> 2] |= (uint8_t)(code << (2 * (i & 3)));
+    }
+    return HC_OK;
+}
+
 static int ternary_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
 {
-    (void)c;
     uint8_t *payload = hci_calloc((size_t)payload_bytes(w->numel), 1);
     if (!payload)
         return HC_ENOMEM;
@@ -33,11 +52,11 @@ static int ternary_compress(hc_ctensor *ct, const hc_compressor *c, const hci_ma
         sum += fabsf(w->data[i]);
     float scale = (float)(sum / (double)w->numel + HCI_TERNARY_EPS);
     hci_put_f32(payload, scale);
-    uint8_t *codes = payload + 4;
-    for (int64_t i = 0; i < w->numel; i++) {
-        float q = rintf(w->data[i] / scale);
-        unsigned code = q >= 1.0f ? 1u : (q <= -1.0f ? 2u : 0u);
-        codes[i >> 2] |= (uint8_t)(code << (2 * (i & 3)));
+    code_job job = { w, scale, payload + 4 };
+    int rc = hci_parallel_for(c->threads, (w->numel + 3) / 4, 16384, code_bytes, &job);
+    if (rc != HC_OK) {
+        hci_free(payload);
+        return rc;
     }
     ct->payload = payload;
     ct->payload_len = payload_bytes(w->numel);
