@@ -608,9 +608,12 @@ END_TEST
 /* ---- error bounds on synthetic data ---- */
 
 /* INT8 with clip=100 rounds uniformly within +-scale/2, so the squared error per value is
- * about scale^2 / 12: the measured error must sit within 15% of that prediction. NF4 on
- * Gaussian and Laplacian data must beat 0.115 (the bar on real weights) and cannot beat the
- * Gaussian rate-distortion bound 2^-4.127 = 0.057. */
+ * about scale^2 / 12: the measured error must sit within 15% of that prediction.
+ * NF4 at 4.127 bits cannot beat the Shannon lower bound sqrt(N/var) 2^-R: 2^-4.127 = 0.0572
+ * for Gaussian data and sqrt(e/pi) 2^-4.127 = 0.0532 for Laplacian data (entropy power e/pi of
+ * the variance). Its per-block absmax must beat the best fixed 4-bit quantiser of a Gaussian
+ * (Lloyd-Max, 0.0975; measured 0.092), and stay under 0.110 on the heavier-tailed Laplacian
+ * (measured 0.103). */
 START_TEST(round_trip_error_bounds)
 {
     const int64_t rows = 128, cols = 1000;
@@ -635,8 +638,9 @@ START_TEST(round_trip_error_bounds)
 
         ct = compress_2d("nf4", w, rows, cols);
         ck_assert_ok(hc_ctensor_stats(&s, ct));
-        ck_assert_msg(s.rel_rmse > 0.0572 && s.rel_rmse < 0.115, "nf4 %s rel_rmse %g", dist ? "laplace" : "gauss",
-                      s.rel_rmse);
+        double lower = dist ? 0.0532 : 0.0572, upper = dist ? 0.110 : 0.0975;
+        ck_assert_msg(s.rel_rmse > lower && s.rel_rmse < upper, "nf4 %s rel_rmse %g outside (%g, %g)",
+                      dist ? "laplace" : "gauss", s.rel_rmse, lower, upper);
         hc_ctensor_free(ct);
         free(w);
     }
