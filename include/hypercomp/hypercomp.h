@@ -10,5 +10,6 @@
 #include "hypercomp/grokfast.h"
 #include "hypercomp/scalar.h"
 #include "hypercomp/io.h"
+#include "hypercomp/archive.h"
 
 #endif
