@@ -6,6 +6,7 @@
 #include "hypercomp/hypercomp.h"
 
 static const cli_command commands[] = {
+    { "eval", "compress every tensor of a safetensors file and report bpw and error", cmd_eval },
     { NULL, NULL, NULL },
 };
 

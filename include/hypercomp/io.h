@@ -12,6 +12,12 @@
 
 HC_BEGIN_DECLS
 
+/** @brief The most dimensions a tensor of a safetensors file may have to be listed (#HC_MAX_DIMS to view). */
+#define HC_SAFETENSORS_MAX_DIMS 8
+
+/** @brief The most bytes a safetensors header may have; longer headers are rejected unread. */
+#define HC_SAFETENSORS_MAX_HEADER 100000000
+
 /** @brief An open safetensors file (read-only, memory-mapped). */
 typedef struct hc_safetensors hc_safetensors;
 
@@ -21,8 +27,13 @@ typedef struct hc_safetensors_writer hc_safetensors_writer;
 /**
  * @brief Opens and validates a safetensors file.
  *
- * The header is parsed and every entry checked (dtype, shape, offsets inside the file, sizes
- * matching shape times element size, no overlaps) before this returns.
+ * The header is parsed and every entry checked before this returns: the header length (at most
+ * #HC_SAFETENSORS_MAX_HEADER bytes and inside the file), a JSON object whose `__metadata__` (if
+ * any) holds only strings, and for every tensor a known dtype string, a shape of at most
+ * #HC_SAFETENSORS_MAX_DIMS non-negative integers, and data_offsets [begin, end] inside the data
+ * section whose length is the element count times the element size. Unknown fields are refused,
+ * and the tensors must tile the data section without overlaps or holes, as the format requires.
+ * Tensors of every dtype of the format are listed; only F32, F16 and BF16 can be viewed.
  * @param out Receives the reader; close it with hc_safetensors_close().
  * @param path The file.
  * @return #HC_OK; #HC_EIO when it cannot be read; #HC_EFORMAT naming the malformed part.
@@ -36,13 +47,17 @@ HC_API void hc_safetensors_close(hc_safetensors *st);
 HC_API size_t hc_safetensors_count(const hc_safetensors *st);
 
 /**
- * @brief Name of tensor number index, in file order of data offsets.
+ * @brief Name of tensor number index; tensors are numbered in the order of their data offsets.
  * @return A string that lives as long as the reader, or NULL for a bad index.
  */
 HC_API const char *hc_safetensors_name(const hc_safetensors *st, size_t index);
 
 /**
  * @brief A view of tensor number index, borrowing the mapped file.
+ *
+ * The data is aligned to its element size (a file whose offsets would leave it misaligned is
+ * read into aligned memory when opened). A tensor with a zero extent gives a view with no
+ * elements, which hc_compress() then rejects.
  * @param out The view to fill; out->struct_size must be set.
  * @param st The reader.
  * @param index 0 to count - 1.
@@ -50,6 +65,39 @@ HC_API const char *hc_safetensors_name(const hc_safetensors *st, size_t index);
  *         F16 and BF16 (the message names it) or more than #HC_MAX_DIMS dimensions.
  */
 HC_API int hc_safetensors_tensor(hc_tensor_view *out, const hc_safetensors *st, size_t index);
+
+/**
+ * @brief The dtype of tensor number index as the file spells it ("F32", "I64", "BOOL", ...).
+ * @param st The reader.
+ * @param index 0 to count - 1.
+ * @return A static string, or NULL for a bad index.
+ */
+HC_API const char *hc_safetensors_dtype(const hc_safetensors *st, size_t index);
+
+/**
+ * @brief Number of dimensions of tensor number index (up to #HC_SAFETENSORS_MAX_DIMS).
+ * @param st The reader.
+ * @param index 0 to count - 1.
+ * @return The number of dimensions; 0 for a scalar or a bad index.
+ */
+HC_API uint32_t hc_safetensors_ndim(const hc_safetensors *st, size_t index);
+
+/**
+ * @brief Shape of tensor number index, whatever its dtype.
+ * @param out Receives #HC_SAFETENSORS_MAX_DIMS extents; entries past ndim are 0.
+ * @param st The reader.
+ * @param index 0 to count - 1.
+ * @return #HC_OK or #HC_EINVAL for a bad index.
+ */
+HC_API int hc_safetensors_shape(int64_t out[HC_SAFETENSORS_MAX_DIMS], const hc_safetensors *st, size_t index);
+
+/**
+ * @brief Number of elements of tensor number index (1 for a scalar, 0 with a zero extent).
+ * @param st The reader.
+ * @param index 0 to count - 1.
+ * @return The element count, or -1 for a bad index.
+ */
+HC_API int64_t hc_safetensors_numel(const hc_safetensors *st, size_t index);
 
 /**
  * @brief Looks a tensor up by name.
@@ -78,8 +126,11 @@ HC_API const char *hc_safetensors_metadata_key(const hc_safetensors *st, size_t 
 /**
  * @brief Starts writing a safetensors file.
  *
- * Data goes to a temporary file beside path; hc_safetensors_writer_finish() renames it into
- * place, so no partial file ever appears under path.
+ * Tensor data is streamed to a hidden, already unlinked temporary file in the target's
+ * directory, so the writer holds no tensor in memory and a crash leaves nothing behind.
+ * hc_safetensors_writer_finish() writes the header (padded with spaces so the data section is
+ * 8-byte aligned) and the data into a second temporary file there and renames it over path, so
+ * no partial file ever appears under path and an existing file is replaced only on success.
  * @param out Receives the writer.
  * @param path The target file.
  * @return #HC_OK, #HC_EIO naming the file, #HC_ENOMEM.
@@ -88,19 +139,30 @@ HC_API int hc_safetensors_writer_new(hc_safetensors_writer **out, const char *pa
 
 /**
  * @brief Adds a `__metadata__` entry.
+ * @param w The writer.
+ * @param key The key (valid UTF-8).
+ * @param value The value (valid UTF-8).
  * @return #HC_OK, #HC_EINVAL for NULL or a duplicate key, #HC_ENOMEM.
  */
 HC_API int hc_safetensors_writer_set_metadata(hc_safetensors_writer *w, const char *key, const char *value);
 
 /**
  * @brief Appends a tensor (its name must be set and unique); the data is copied out at once.
+ *
+ * The view may be F32, F16 or BF16 with up to #HC_MAX_DIMS dimensions; zero extents are allowed
+ * (the tensor then has no data). The values are stored as they are, NaN included.
+ * @param w The writer.
+ * @param t The tensor; its name becomes the key in the file (valid UTF-8, not `__metadata__`).
  * @return #HC_OK, #HC_EINVAL for a bad view or duplicate name, #HC_EIO, #HC_ENOMEM.
  */
 HC_API int hc_safetensors_writer_add(hc_safetensors_writer *w, const hc_tensor_view *t);
 
 /**
  * @brief Writes the header and data and renames the file into place.
- * @return #HC_OK or #HC_EIO; on failure nothing is left under the target name.
+ * @param w The writer; it can only be freed afterwards, whatever the result.
+ * @return #HC_OK, #HC_EIO naming the file and the system error, #HC_ENOMEM, or #HC_EINVAL when
+ *         called twice; on failure nothing is left under the target name (an existing file
+ *         there is untouched) and no temporary file remains.
  */
 HC_API int hc_safetensors_writer_finish(hc_safetensors_writer *w);
 
