@@ -1,4 +1,4 @@
-/* Small command-line helpers shared by compress, decompress and info. */
+/* Option helpers for compress, decompress and info (see cmd_args.h). */
 #include "cmd_args.h"
 
 #include <errno.h>
@@ -60,62 +60,3 @@ int exit_code_for(int status)
     return status == HC_OK ? CLI_OK : status == HC_EQUALITY ? CLI_QUALITY : CLI_FAILED;
 }
 
-void report_failure(const char *cmd, int status)
-{
-    fprintf(stderr, "hypercomp %s: %s (%s)\n", cmd, hc_last_error(), hc_status_name(status));
-}
-
-static float f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else {   /* subnormal: normalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400u)) {
-                man <<= 1;
-                exp--;
-            }
-            bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-void to_f32(float *out, const void *data, hc_dtype dtype, size_t n)
-{
-    const uint16_t *h = data;
-    if (dtype == HC_DTYPE_F32) {
-        memcpy(out, data, n * sizeof(float));
-    } else if (dtype == HC_DTYPE_F16) {
-        for (size_t i = 0; i < n; i++)
-            out[i] = f16_to_f32(h[i]);
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t bits = (uint32_t)h[i] << 16;
-            memcpy(&out[i], &bits, 4);
-        }
-    }
-}
-
-double view_sum_sq(const hc_tensor_view *v, int64_t numel)
-{
-    double acc = 0;
-    enum { CHUNK = 4096 };
-    float buf[CHUNK];
-    size_t es = hc_dtype_size(v->dtype);
-    for (int64_t i = 0; i < numel; i += CHUNK) {
-        size_t n = (size_t)(numel - i < CHUNK ? numel - i : CHUNK);
-        to_f32(buf, (const char *)v->data + (size_t)i * es, v->dtype, n);
-        for (size_t k = 0; k < n; k++)
-            acc += (double)buf[k] * buf[k];
-    }
-    return acc;
-}

@@ -1,4 +1,5 @@
-/* Small command-line helpers shared by compress, decompress and info. */
+/* Option helpers for compress, decompress and info, which need what cli_parse() does not
+ * offer: short options (-o, -q, -v) and a repeatable option (--keep). */
 #ifndef HYPERCOMP_CMD_ARGS_H
 #define HYPERCOMP_CMD_ARGS_H
 
@@ -21,14 +22,5 @@ int arg_dtype(const char *s, hc_dtype *out);
 
 /* Exit code for a library status (see cli.h). */
 int exit_code_for(int status);
-
-/* Prints "hypercomp CMD: MESSAGE" with the library's last message. */
-void report_failure(const char *cmd, int status);
-
-/* Elements of a tensor in f32 (for f16 / bf16 views); n values from data into out. */
-void to_f32(float *out, const void *data, hc_dtype dtype, size_t n);
-
-/* sum of squares of a view's values, in double. */
-double view_sum_sq(const hc_tensor_view *v, int64_t numel);
 
 #endif

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cli_util.h"
 #include "cmd_args.h"
 #include "cmd_archive.h"
 #include "hypercomp/hypercomp.h"
@@ -242,7 +243,7 @@ int cmd_compress(int argc, char **argv)
     report_init(&r);
     double t0 = seconds_now();
     if ((rc = hc_safetensors_open(&st, a.in)) != HC_OK) {
-        report_failure("compress", rc);
+        cli_lib_error("compress", rc);
         hc_compressor_free(comp);
         return exit_code_for(rc);
     }
@@ -256,12 +257,23 @@ int cmd_compress(int argc, char **argv)
     if (rc == HC_OK)
         rc = write_metadata(w, &a, st, r.spec);
     size_t n = hc_safetensors_count(st);
+    size_t n_skipped = 0;
     progress pg;
     progress_init(&pg, "compress", n, a.quiet);
     for (size_t i = 0; i < n && rc == HC_OK; i++) {
         hc_tensor_view v = HC_TENSOR_VIEW_INIT;
         const char *name = hc_safetensors_name(st, i);
-        if ((rc = hc_safetensors_tensor(&v, st, i)) != HC_OK)
+        if ((rc = hc_safetensors_tensor(&v, st, i)) == HC_EUNSUPPORTED) {
+            /* integer buffers (position ids, step counters) have no place in a weight container:
+             * say so and go on, so a whole checkpoint still compresses */
+            progress_end(&pg);
+            fprintf(stderr, "hypercomp compress: warning: '%s': tensor '%s' skipped, not stored: %s\n", a.in, name,
+                    hc_last_error());
+            n_skipped++;
+            rc = HC_OK;
+            continue;
+        }
+        if (rc != HC_OK)
             break;
         int64_t numel = 1;
         for (uint32_t d = 0; d < v.ndim; d++)
@@ -277,7 +289,7 @@ int cmd_compress(int argc, char **argv)
         memcpy(t->shape, v.shape, sizeof t->shape);
         t->numel = numel;
         t->orig_bytes = (uint64_t)numel * hc_dtype_size(v.dtype);
-        t->ref_sq = view_sum_sq(&v, numel);
+        t->ref_sq = cli_sum_squares(&v, numel);
         double ts = seconds_now();
         char detail[96];
         if (keep_tensor(&a, name, numel)) {
@@ -319,12 +331,15 @@ int cmd_compress(int argc, char **argv)
     r.seconds = seconds_now() - t0;
     int code = exit_code_for(rc);
     if (rc != HC_OK) {
-        report_failure("compress", rc);
+        cli_lib_error("compress", rc);
     } else {
         if (stat(a.out, &sb) == 0)
             r.file_bytes = (uint64_t)sb.st_size;
         if (!a.quiet)
             print_summary(&r, a.verbose);
+        if (n_skipped)
+            fprintf(stderr, "hypercomp compress: warning: %zu tensor%s of unsupported dtype or rank not stored (listed above)\n",
+                    n_skipped, n_skipped == 1 ? "" : "s");
         if (a.report && !report_write_html(&r, a.report))
             code = CLI_FAILED;
         else if (a.report && !a.quiet)

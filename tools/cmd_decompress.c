@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "cmd_archive.h"
+#include "cli_util.h"
 #include "cmd_args.h"
 #include "hypercomp/hypercomp.h"
 #include "progress.h"
@@ -117,7 +118,7 @@ int cmd_decompress(int argc, char **argv)
     if (rc == HC_OK)
         rc = hc_safetensors_writer_finish(w);
     if (rc != HC_OK)
-        report_failure("decompress", rc);
+        cli_lib_error("decompress", rc);
     else if (!quiet)
         printf("%s -> %s: %zu tensors decoded%s%s\n", in, out, n, have_dtype ? " as " : "",
                have_dtype ? hc_dtype_name(dtype) : "");

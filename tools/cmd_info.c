@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "cmd_archive.h"
+#include "cli_util.h"
 #include "cmd_args.h"
 #include "hypercomp/hypercomp.h"
 #include "report.h"
@@ -80,7 +81,7 @@ int cmd_info(int argc, char **argv)
     hc_archive *a = NULL;
     int rc = hc_archive_open(&a, in, 0);
     if (rc != HC_OK) {
-        report_failure("info", rc);
+        cli_lib_error("info", rc);
         return exit_code_for(rc);
     }
     size_t n = hc_archive_count(a);
