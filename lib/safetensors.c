@@ -74,6 +74,11 @@ static const char *jtext(json_object *v)
     return s ? s : "?";
 }
 
+static int has_nul(json_object *str)
+{
+    return strlen(json_object_get_string(str)) != (size_t)json_object_get_string_len(str);
+}
+
 /* A non-negative JSON integer no larger than INT64_MAX; 0 when it is anything else. */
 static int json_nonneg_int(json_object *v, uint64_t *out)
 {
@@ -180,7 +185,8 @@ static int parse_entry(const parse_ctx *pc, st_entry *e, json_object *obj, uint6
     if (!json_object_is_type(dtype, json_type_string))
         return hci_fail(HC_EFORMAT, "safetensors file '%s': tensor '%s' has dtype %.64s, not a string", pc->path,
                         pc->tensor, jtext(dtype));
-    e->dtype = hci_st_dtype_by_name(json_object_get_string(dtype));
+    /* an escaped NUL ("F32\u0000...") would otherwise end the C string early and pass as F32 */
+    e->dtype = has_nul(dtype) ? NULL : hci_st_dtype_by_name(json_object_get_string(dtype));
     if (!e->dtype)
         return hci_fail(HC_EFORMAT, "safetensors file '%s': tensor '%s' has unknown dtype %.64s", pc->path, pc->tensor,
                         jtext(dtype));
@@ -200,6 +206,9 @@ static int parse_metadata(hc_safetensors *st, json_object *meta)
         if (!json_object_is_type(val, json_type_string))
             return hci_fail(HC_EFORMAT, "safetensors file '%s': __metadata__ key '%.64s' has value %.64s, not a string",
                             st->path, key, jtext(val));
+        if (has_nul(val))
+            return hci_fail(HC_EFORMAT, "safetensors file '%s': __metadata__ key '%.64s' has a value with a NUL character",
+                            st->path, key);
     }
     st->meta_keys = hci_calloc(n, sizeof *st->meta_keys);
     st->meta_values = hci_calloc(n, sizeof *st->meta_values);
@@ -269,8 +278,18 @@ static int parse_header(hc_safetensors *st, const char *text, size_t len)
     json_object *root = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
+    if (!root && jerr == json_tokener_continue) {
+        /* a bare literal or number ("null", "12") only ends at the next character: supply one, so
+         * it is reported as what it is rather than as truncated JSON */
+        root = json_tokener_parse_ex(tok, " ", 1);
+        jerr = json_tokener_get_error(tok);
+    }
     json_tokener_free(tok);
     int rc = HC_OK;
+    if (!root && jerr == json_tokener_success) {
+        rc = hci_fail(HC_EFORMAT, "safetensors file '%s': the header is JSON null, not an object", st->path);
+        goto out;
+    }
     if (!root || jerr != json_tokener_success) {
         if (jerr == json_tokener_continue)
             jerr = json_tokener_error_parse_eof;

@@ -371,6 +371,28 @@ static int copy_data(int fd, uint64_t offset, const hc_safetensors_writer *w)
     return rc;
 }
 
+/* Makes the rename itself durable. It has already happened, so a failure here is not an error. */
+static void sync_directory(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else if ((size_t)(slash - path) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (fsync(fd) != 0) {
+        /* nothing to undo */
+    }
+    close(fd);
+}
+
 int hc_safetensors_writer_finish(hc_safetensors_writer *w)
 {
     int rc = check_open(w, "hc_safetensors_writer_finish");
@@ -395,6 +417,8 @@ int hc_safetensors_writer_finish(hc_safetensors_writer *w)
         rc = hci_fail(HC_EIO, "cannot close '%s': %s", tmp, strerror(errno));
     if (rc == HC_OK && rename(tmp, w->path) != 0)
         rc = hci_fail(HC_EIO, "cannot rename the finished file to '%s': %s", w->path, strerror(errno));
+    if (rc == HC_OK)
+        sync_directory(w->path);
     if (rc != HC_OK && tmp)
         unlink(tmp);
     hci_free(tmp);

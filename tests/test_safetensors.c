@@ -320,6 +320,8 @@ static const hostile hostiles[] = {
     { "{\"\xff\":{}}", 0, "the header is not valid JSON" },
     { "[1,2]", 0, "the header is a JSON array, not an object" },
     { "\"text\"", 0, "the header is a JSON string, not an object" },
+    { "null", 0, "the header is JSON null, not an object" },
+    { "12", 0, "the header is a JSON int, not an object" },
     { "{} x", 0, "trailing bytes after its JSON object (byte 3 of 4 is 0x78)" },
     { "{\"t\":5}", 0, "tensor 't' is 5, not an object" },
     { "{\"t\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "tensor 't' has dtype 5, not a string" },
@@ -372,6 +374,9 @@ static const hostile hostiles[] = {
     /* a duplicate key keeps the last entry; the first one's bytes then belong to no tensor */
     { "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
       "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "has a hole: bytes [0, 4)" },
+    { "{\"t\":{\"dtype\":\"F32\\u0000x\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+      "tensor 't' has unknown dtype \"F32\\u0000x\"" },
+    { "{\"__metadata__\":{\"k\":\"a\\u0000b\"}}", 0, "__metadata__ key 'k' has a value with a NUL character" },
     { "{\"__metadata__\":[1]}", 0, "__metadata__ is [1], not an object of strings" },
     { "{\"__metadata__\":\"x\"}", 0, "__metadata__ is \"x\", not an object of strings" },
     { "{\"__metadata__\":{\"k\":5}}", 0, "__metadata__ key 'k' has value 5, not a string" },

@@ -16,7 +16,4 @@ typedef struct cli_command {
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
 } cli_command;
 
-/* The subcommands, one file each. */
-int cmd_eval(int argc, char **argv);
-
 #endif

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "cli_util.h"
+#include "cmd_eval.h"
 
 #define EVAL_DEFAULT_MIN_SIZE 4096
 #define THREADS_UNSET UINT32_MAX

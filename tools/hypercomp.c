@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "cmd_archive.h"
+#include "cmd_eval.h"
 #include "hypercomp/hypercomp.h"
 
 static const cli_command commands[] = {

@@ -34,20 +34,30 @@ typedef struct hc_safetensors_writer hc_safetensors_writer;
  * section whose length is the element count times the element size. Unknown fields are refused,
  * and the tensors must tile the data section without overlaps or holes, as the format requires.
  * Tensors of every dtype of the format are listed; only F32, F16 and BF16 can be viewed.
+ * The file is mapped, not read: it must not be truncated by another process while open.
  * @param out Receives the reader; close it with hc_safetensors_close().
  * @param path The file.
  * @return #HC_OK; #HC_EIO when it cannot be read; #HC_EFORMAT naming the malformed part.
  */
 HC_API int hc_safetensors_open(hc_safetensors **out, const char *path);
 
-/** @brief Closes a reader; NULL is accepted. Views obtained from it become invalid. */
+/**
+ * @brief Closes a reader; NULL is accepted. Views obtained from it become invalid.
+ * @param st The reader, or NULL.
+ */
 HC_API void hc_safetensors_close(hc_safetensors *st);
 
-/** @brief Number of tensors in the file (every dtype). */
+/**
+ * @brief Number of tensors in the file (every dtype).
+ * @param st The reader.
+ * @return The tensor count.
+ */
 HC_API size_t hc_safetensors_count(const hc_safetensors *st);
 
 /**
  * @brief Name of tensor number index; tensors are numbered in the order of their data offsets.
+ * @param st The reader.
+ * @param index 0 to the count - 1.
  * @return A string that lives as long as the reader, or NULL for a bad index.
  */
 HC_API const char *hc_safetensors_name(const hc_safetensors *st, size_t index);
@@ -100,25 +110,33 @@ HC_API int hc_safetensors_shape(int64_t out[HC_SAFETENSORS_MAX_DIMS], const hc_s
 HC_API int64_t hc_safetensors_numel(const hc_safetensors *st, size_t index);
 
 /**
- * @brief Looks a tensor up by name.
+ * @brief Looks a tensor up by name (a binary search).
  * @param out Receives its index.
  * @param st The reader.
  * @param name The tensor name.
- * @return #HC_OK or #HC_ENOTFOUND.
+ * @return #HC_OK, #HC_ENOTFOUND, or #HC_EINVAL for a NULL argument.
  */
 HC_API int hc_safetensors_find(size_t *out, const hc_safetensors *st, const char *name);
 
 /**
  * @brief The value of a `__metadata__` key.
+ * @param st The reader.
+ * @param key The metadata key.
  * @return A string that lives as long as the reader, or NULL when the key is absent.
  */
 HC_API const char *hc_safetensors_metadata(const hc_safetensors *st, const char *key);
 
-/** @brief Number of `__metadata__` entries. */
+/**
+ * @brief Number of `__metadata__` entries.
+ * @param st The reader.
+ * @return The entry count.
+ */
 HC_API size_t hc_safetensors_metadata_count(const hc_safetensors *st);
 
 /**
- * @brief The key of metadata entry number index.
+ * @brief The key of metadata entry number index (in file order).
+ * @param st The reader.
+ * @param index 0 to the count - 1.
  * @return A string that lives as long as the reader, or NULL for a bad index.
  */
 HC_API const char *hc_safetensors_metadata_key(const hc_safetensors *st, size_t index);
@@ -131,9 +149,11 @@ HC_API const char *hc_safetensors_metadata_key(const hc_safetensors *st, size_t 
  * hc_safetensors_writer_finish() writes the header (padded with spaces so the data section is
  * 8-byte aligned) and the data into a second temporary file there and renames it over path, so
  * no partial file ever appears under path and an existing file is replaced only on success.
+ * (A crash during finish itself can leave that second file, named `path.<16 hex digits>.tmp`.)
  * @param out Receives the writer.
  * @param path The target file.
- * @return #HC_OK, #HC_EIO naming the file, #HC_ENOMEM.
+ * @return #HC_OK, #HC_EIO naming the file and the system error (e.g. a missing or read-only
+ *         directory), #HC_EINVAL for a NULL or empty path, #HC_ENOMEM.
  */
 HC_API int hc_safetensors_writer_new(hc_safetensors_writer **out, const char *path);
 
@@ -166,7 +186,10 @@ HC_API int hc_safetensors_writer_add(hc_safetensors_writer *w, const hc_tensor_v
  */
 HC_API int hc_safetensors_writer_finish(hc_safetensors_writer *w);
 
-/** @brief Frees a writer; an unfinished file is discarded. NULL is accepted. */
+/**
+ * @brief Frees a writer; an unfinished file is discarded. NULL is accepted.
+ * @param w The writer, or NULL.
+ */
 HC_API void hc_safetensors_writer_free(hc_safetensors_writer *w);
 
 HC_END_DECLS
