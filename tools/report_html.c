@@ -213,10 +213,12 @@ static void bpw_chart(FILE *f, const report *r, codec_colors *cc)
     fprintf(f, "</svg>\n");
 }
 
-/* Relative RMS error per tensor on a log axis; exact (kept) tensors sit on the floor in grey. */
+/* Relative RMS error per tensor as dots on a log axis fitted to the data (ticks at 1, 2 and 5 per
+ * decade); exact (kept) tensors sit on the floor in grey. Dots, not bars: a bar's length from an
+ * arbitrary floor of a log axis would mean nothing. */
 static void error_chart(FILE *f, const report *r, const report_totals *tot, codec_colors *cc)
 {
-    const double W = CHART_W * 0.66, H = 270, top = 14, bottom = 30, ph = H - top - bottom, pw = W - PLOT_L - 8;
+    const double W = CHART_W * 0.66, H = 270, top = 14, bottom = 30, ph = H - top - bottom - 14, pw = W - PLOT_L - 8;
     double lo = INFINITY, hi = 0;
     for (size_t i = 0; i < r->n; i++) {
         double e = r->t[i].rel_rmse;
@@ -229,44 +231,63 @@ static void error_chart(FILE *f, const report *r, const report_totals *tot, code
         lo = 1e-6;
         hi = 1e-5;
     }
-    double d0 = floor(log10(lo)), d1 = ceil(log10(hi));
-    if (d1 <= d0)
-        d1 = d0 + 1;
-    fprintf(f, "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n", W, H, W, H);
-    for (double d = d0; d <= d1; d++) {
-        double y = top + ph - (d - d0) / (d1 - d0) * ph;
-        fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e6eaef\"/>"
-                   "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" fill=\"#5b6878\" text-anchor=\"end\">1e%+d</text>\n",
-                PLOT_L, W - 8, y, y, PLOT_L - 8, y + 4, (int)d);
+    double l0 = log10(lo), l1 = log10(hi), pad = fmax(0.12, (l1 - l0) * 0.08);
+    l0 -= pad;
+    l1 += pad;
+    if (l1 - l0 < 0.7) {   /* at least a factor of 5 on screen, centred on the data */
+        double mid = (l0 + l1) / 2;
+        l0 = mid - 0.35;
+        l1 = mid + 0.35;
     }
+#define ERR_Y(lg) (top + ph - ((lg) - l0) / (l1 - l0) * ph)
+    fprintf(f, "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n", W, H, W, H);
+    int decades = (int)(l1 - l0);
+    static const double mults[] = { 1, 2, 5 };
+    for (int d = (int)floor(l0); d <= (int)ceil(l1); d++)
+        for (int m = 0; m < 3; m++) {
+            double v = mults[m] * pow(10, d), lg = log10(v);
+            if (lg < l0 || lg > l1 || (decades >= 3 && m != 0))
+                continue;
+            double y = ERR_Y(lg);
+            fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>"
+                       "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" fill=\"#5b6878\" text-anchor=\"end\">%.0fe%d</text>\n",
+                    PLOT_L, W - 8, y, y, m ? "#f0f2f5" : "#e1e6ec", PLOT_L - 8, y + 4, mults[m], d);
+        }
     fprintf(f, "<text transform=\"translate(14,%.0f) rotate(-90)\" font-size=\"11.5\" fill=\"#5b6878\" text-anchor=\"middle\">relative RMS error</text>\n",
             top + ph / 2);
-    double slot = pw / (double)(r->n ? r->n : 1), bw = slot > 3 ? slot * 0.78 : slot;
+    double slot = pw / (double)(r->n ? r->n : 1), floor_y = top + ph + 9;
+    fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#8893a0\"/>\n", PLOT_L, W - 8, top + ph,
+            top + ph);
+    fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" font-size=\"10\" fill=\"#8893a0\" text-anchor=\"end\">exact</text>\n",
+            PLOT_L - 8, floor_y + 3);
     for (size_t i = 0; i < r->n; i++) {
         const report_tensor *t = &r->t[i];
-        double e = t->rel_rmse, x = PLOT_L + slot * (double)i + (slot - bw) / 2;
+        double e = t->rel_rmse, x = PLOT_L + slot * ((double)i + 0.5);
         char s[32];
         if (!isfinite(e))
             continue;
-        double h = e > 0 ? (log10(e) - d0) / (d1 - d0) * ph : 2;
-        if (h < 2)
-            h = 2;
-        fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"%s><title>", x, top + ph - h, bw,
-                h, color_of(cc, t->kept ? "kept" : t->codec), t->numel < r->min_aggregate ? " fill-opacity=\"0.45\"" : "");
+        if (e == 0) {
+            fprintf(f, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"3\" fill=\"" KEPT_COLOR "\"><title>", x - slot * 0.35,
+                    floor_y - 1.5, slot * 0.7);
+        } else {
+            double y = ERR_Y(log10(e));
+            fprintf(f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"%.1f\" fill=\"%s\"%s><title>", x, y, slot > 8 ? 4.0 : 3.0,
+                    color_of(cc, t->kept ? "kept" : t->codec),
+                    t->numel < r->min_aggregate ? " fill-opacity=\"0.35\"" : " fill-opacity=\"0.9\"");
+        }
         esc(f, t->name);
-        fprintf(f, ": error %s, SNR %.1f dB</title></rect>\n", fmt_err(s, sizeof s, e), t->snr_db);
+        fprintf(f, ": error %s, SNR %.1f dB</title>%s\n", fmt_err(s, sizeof s, e), t->snr_db, e == 0 ? "</rect>" : "</circle>");
     }
     if (isfinite(tot->rel_rmse) && tot->rel_rmse > 0) {
-        double y = top + ph - (log10(tot->rel_rmse) - d0) / (d1 - d0) * ph;
+        double y = ERR_Y(log10(tot->rel_rmse));
         fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62d20\" stroke-dasharray=\"5 4\"/>"
                    "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11.5\" fill=\"#d62d20\" text-anchor=\"end\">model %.2e</text>\n",
-                PLOT_L, W - 8, y, y, W - 10, y - 5, tot->rel_rmse);
+                PLOT_L, W - 8, y, y, W - 10, y - 6, tot->rel_rmse);
     }
-    fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#8893a0\"/>\n", PLOT_L, W - 8, top + ph,
-            top + ph);
+#undef ERR_Y
     fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11.5\" fill=\"#5b6878\" text-anchor=\"middle\">tensors in file order "
                "(faded: under %lld values, outside the model figure)</text>\n",
-            PLOT_L + pw / 2, H - 8, (long long)r->min_aggregate);
+            PLOT_L + pw / 2, H - 6, (long long)r->min_aggregate);
     fprintf(f, "</svg>\n");
 }
 
@@ -379,6 +400,8 @@ static void waterfall(FILE *f, const report *r)
                    "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" fill=\"#5b6878\" text-anchor=\"end\">%g</text>\n",
                 PLOT_L, PLOT_L + pw, y, y, PLOT_L - 8, y + 4, v);
     }
+    fprintf(f, "<text transform=\"translate(14,%.0f) rotate(-90)\" font-size=\"11.5\" fill=\"#5b6878\" "
+               "text-anchor=\"middle\">bits per weight after the stage</text>\n", top + ph / 2);
     double slot = pw / (double)ns, prev = 0;
     for (size_t j = 0; j < ns; j++) {
         double b = bits[j] / wts[j], x = PLOT_L + slot * (double)j + slot * 0.2, w = slot * 0.6;
@@ -386,7 +409,7 @@ static void waterfall(FILE *f, const report *r)
         double e = ref[j] > 0 ? sqrt(err[j] / ref[j]) : NAN;
         char es[32];
         fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"3\" fill=\"%s\"/>", x, y0, w,
-                h < 1 ? 1 : h, b >= prev ? palette[j % 8] : "#19a979");
+                h < 1 ? 1 : h, b >= prev ? palette[j % 8] : "#8893a0");
         if (j > 0)
             fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#8893a0\" stroke-dasharray=\"3 3\"/>",
                     x - slot * 0.4, x, top + ph - prev / ymax * ph, top + ph - prev / ymax * ph);
@@ -485,12 +508,12 @@ int report_write_html(const report *r, const char *path)
     card(f, "", "time", v, d);
     fprintf(f, "</div>\n");
 
-    fprintf(f, "<section><h2>Where the bytes go</h2><p class=\"note\">The original file against the container, split "
+    fprintf(f, "<section id=\"bytes\"><h2>Where the bytes go</h2><p class=\"note\">The original file against the container, split "
                "by codec; hover a segment for its size.</p>\n");
     size_bars(f, r, &tot, &cc);
     fprintf(f, "</section>\n");
 
-    fprintf(f, "<section><h2>Bits per weight, tensor by tensor</h2><p class=\"note\">Every side bit counted: "
+    fprintf(f, "<section id=\"bpw\"><h2>Bits per weight, tensor by tensor</h2><p class=\"note\">Every side bit counted: "
                "headers, scales, codebooks and checksums. Grey bars are tensors kept as they were.</p>\n");
     bpw_chart(f, r, &cc);
     fprintf(f, "</section>\n");
@@ -498,7 +521,7 @@ int report_write_html(const report *r, const char *path)
     for (size_t i = 0; i < r->n; i++)
         sorted[i] = &r->t[i];
     qsort(sorted, r->n, sizeof *sorted, cmp_err_desc);
-    fprintf(f, "<section><h2>Error, tensor by tensor</h2><p class=\"note\">Relative RMS error ‖W − W′‖ / ‖W‖ on a "
+    fprintf(f, "<section id=\"error\"><h2>Error, tensor by tensor</h2><p class=\"note\">Relative RMS error ‖W − W′‖ / ‖W‖ on a "
                "log scale; the dashed line is the whole model's.</p><div class=\"grid2\"><div>\n");
     error_chart(f, r, &tot, &cc);
     fprintf(f, "</div>\n");
@@ -506,16 +529,17 @@ int report_write_html(const report *r, const char *path)
     fprintf(f, "</div></section>\n");
 
     qsort(sorted, r->n, sizeof *sorted, cmp_size_desc);
-    fprintf(f, "<section><h2>The largest tensors, before and after</h2><p class=\"note\">Grey: original size; "
+    fprintf(f, "<section id=\"largest\"><h2>The largest tensors, before and after</h2><p class=\"note\">Grey: original size; "
                "colour: stored size.</p>\n");
     largest_chart(f, r, sorted, &cc);
     fprintf(f, "</section>\n");
 
-    fprintf(f, "<section><h2>Stages</h2>\n");
+    fprintf(f, "<section id=\"stages\"><h2>Stages</h2><p class=\"note\">Each bar is the bits a stage adds, over every "
+               "tensor it ran on; below it, the model error left after that stage.</p>\n");
     waterfall(f, r);
     fprintf(f, "</section>\n");
 
-    fprintf(f, "<section><h2>Every tensor</h2><p class=\"note\">Click a column to sort.</p>\n");
+    fprintf(f, "<section id=\"tensors\"><h2>Every tensor</h2><p class=\"note\">Click a column to sort.</p>\n");
     table(f, r, &cc);
     fprintf(f, "</section>\n<footer>Written by <code>hypercomp compress</code>. The container's layout is described in "
                "doc/format.md.</footer></div><script>%s</script></body></html>\n", sort_js);
