@@ -387,6 +387,8 @@ static void waterfall(FILE *f, const report *r)
                    "the error left after it.</p>\n");
         return;
     }
+    fprintf(f, "<p class=\"note\">Each bar is the bits a stage adds, over every tensor it ran on; below it, the model "
+               "error left after that stage.</p>\n");
     const double H = 260, top = 20, bottom = 40, ph = H - top - bottom, pw = CHART_W - PLOT_L - 70;
     double ymax = 0;
     for (size_t j = 0; j < ns; j++)
@@ -534,8 +536,7 @@ int report_write_html(const report *r, const char *path)
     largest_chart(f, r, sorted, &cc);
     fprintf(f, "</section>\n");
 
-    fprintf(f, "<section id=\"stages\"><h2>Stages</h2><p class=\"note\">Each bar is the bits a stage adds, over every "
-               "tensor it ran on; below it, the model error left after that stage.</p>\n");
+    fprintf(f, "<section id=\"stages\"><h2>Stages</h2>\n");
     waterfall(f, r);
     fprintf(f, "</section>\n");
 

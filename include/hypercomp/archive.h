@@ -26,7 +26,10 @@ HC_BEGIN_DECLS
 /** @brief Container format minor version this library writes. Any minor version is read. */
 #define HC_ARCHIVE_VERSION_MINOR 0
 
-/** @brief The container format version as major * 256 + minor (#HC_ARCHIVE_VERSION_MAJOR, ...). */
+/**
+ * @brief The container format version this library writes.
+ * @return #HC_ARCHIVE_VERSION_MAJOR * 256 + #HC_ARCHIVE_VERSION_MINOR.
+ */
 HC_API uint32_t hc_archive_format_version(void);
 
 /** @brief A container being written. */
@@ -92,7 +95,10 @@ HC_API int hc_archive_writer_add_uncompressed(hc_archive_writer *w, const hc_ten
  */
 HC_API int hc_archive_writer_finish(hc_archive_writer *w);
 
-/** @brief Frees a writer; an unfinished file is discarded (the target is untouched). NULL is accepted. */
+/**
+ * @brief Frees a writer; an unfinished file is discarded (the target is untouched).
+ * @param w The writer, or NULL.
+ */
 HC_API void hc_archive_writer_free(hc_archive_writer *w);
 
 /** @brief Flag for hc_archive_open(): do not check tensor checksums (only for trusted files). */
@@ -122,20 +128,37 @@ HC_API int hc_archive_open(hc_archive **out, const char *path, uint32_t flags);
  */
 HC_API int hc_archive_open_memory(hc_archive **out, const void *data, size_t size, uint32_t flags);
 
-/** @brief Closes an archive and unmaps it; NULL is accepted. Free its tensors first. */
+/**
+ * @brief Closes an archive and unmaps it. Free the tensors obtained from it first.
+ * @param a The archive, or NULL.
+ */
 HC_API void hc_archive_close(hc_archive *a);
 
-/** @brief Number of tensors. */
+/**
+ * @brief Number of tensors.
+ * @param a The archive.
+ * @return The count; 0 for NULL.
+ */
 HC_API size_t hc_archive_count(const hc_archive *a);
 
-/** @brief The file's format version as major * 256 + minor. */
+/**
+ * @brief The file's format version.
+ * @param a The archive.
+ * @return major * 256 + minor; 0 for NULL.
+ */
 HC_API uint32_t hc_archive_version(const hc_archive *a);
 
-/** @brief Size of the container in bytes. */
+/**
+ * @brief Size of the container.
+ * @param a The archive.
+ * @return Its size in bytes; 0 for NULL.
+ */
 HC_API uint64_t hc_archive_file_size(const hc_archive *a);
 
 /**
  * @brief Name of tensor number index (the order in which they were written).
+ * @param a The archive.
+ * @param index 0 to count - 1.
  * @return A string that lives as long as the archive, or NULL for a bad index.
  */
 HC_API const char *hc_archive_name(const hc_archive *a, size_t index);
@@ -203,17 +226,25 @@ HC_API int hc_archive_entry_get(hc_archive_entry *out, const hc_archive *a, size
  */
 HC_API int hc_archive_tensor(hc_ctensor **out, const hc_archive *a, size_t index);
 
-/** @brief Number of metadata entries. */
+/**
+ * @brief Number of metadata entries.
+ * @param a The archive.
+ * @return The count; 0 for NULL.
+ */
 HC_API size_t hc_archive_metadata_count(const hc_archive *a);
 
 /**
  * @brief The key of metadata entry number index.
+ * @param a The archive.
+ * @param index 0 to hc_archive_metadata_count() - 1.
  * @return A string that lives as long as the archive, or NULL for a bad index.
  */
 HC_API const char *hc_archive_metadata_key(const hc_archive *a, size_t index);
 
 /**
  * @brief The value of a metadata key.
+ * @param a The archive.
+ * @param key The key.
  * @return A string that lives as long as the archive, or NULL when the key is absent.
  */
 HC_API const char *hc_archive_metadata(const hc_archive *a, const char *key);
