@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -336,6 +337,61 @@ START_TEST(round_trip_lists_decodes_and_multiplies_every_tensor)
     hc_archive_close(a);
     ck_assert_int_eq(dir_entries(), 1);   /* no temporary file left behind */
     sample_free(&s);
+}
+END_TEST
+
+/* Opening and decoding one tensor touches no byte of the others: their pages are made
+ * inaccessible, so any read of them would crash the test. */
+START_TEST(one_tensor_is_read_without_touching_the_others)
+{
+    enum { ROWS = 64, COLS = 256 };   /* 32 KiB of fp16 per tensor: several whole pages */
+    float *w = test_gauss(21, ROWS * COLS, 0.1);
+    hc_tensor_view v = test_view2("t", w, ROWS, COLS);
+    hc_ctensor *ct = compress_with("fp16", &v);
+    hc_archive_writer *wr = NULL;
+    ck_assert_ok(hc_archive_writer_new(&wr, tmp_file("pages.hcz")));
+    const char *names[] = { "a", "b", "c" };
+    for (int i = 0; i < 3; i++)
+        ck_assert_ok(hc_archive_writer_add(wr, names[i], ct));
+    ck_assert_ok(hc_archive_writer_finish(wr));
+    hc_archive_writer_free(wr);
+    size_t size;
+    uint8_t *bytes = read_all(tmp_file("pages.hcz"), &size);
+    long page = sysconf(_SC_PAGESIZE);
+    size_t mapped = (size + (size_t)page - 1) / (size_t)page * (size_t)page;
+    uint8_t *mem = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(mem, MAP_FAILED);
+    memcpy(mem, bytes, size);
+    hc_archive *a = NULL;
+    ck_assert_ok(hc_archive_open_memory(&a, mem, size, 0));
+    for (int keep = 0; keep < 3; keep++) {
+        /* fence off every whole page of the other two payloads */
+        for (int other = 0; other < 3; other++) {
+            if (other == keep)
+                continue;
+            hc_archive_entry e = HC_ARCHIVE_ENTRY_INIT;
+            ck_assert_ok(hc_archive_entry_get(&e, a, (size_t)other));
+            size_t lo = (e.payload_offset + (size_t)page - 1) / (size_t)page * (size_t)page;
+            size_t hi = (e.payload_offset + e.payload_len) / (size_t)page * (size_t)page;
+            ck_assert_uint_gt(hi, lo);
+            ck_assert_int_eq(mprotect(mem + lo, hi - lo, PROT_NONE), 0);
+        }
+        hc_ctensor *t = NULL;
+        ck_assert_ok(hc_archive_tensor(&t, a, (size_t)keep));
+        float dec[ROWS * COLS], x[COLS], y[ROWS];
+        ck_assert_ok(hc_ctensor_decode(t, HC_DTYPE_F32, dec, sizeof dec));
+        for (int i = 0; i < COLS; i++)
+            x[i] = 1.0f;
+        ck_assert_ok(hc_ctensor_matvec(t, x, y));
+        ck_assert_float_eq(dec[ROWS * COLS - 1], hci_f16_to_f32(hci_f32_to_f16(w[ROWS * COLS - 1])));
+        hc_ctensor_free(t);
+        ck_assert_int_eq(mprotect(mem, mapped, PROT_READ | PROT_WRITE), 0);
+    }
+    hc_archive_close(a);
+    munmap(mem, mapped);
+    free(bytes);
+    hc_ctensor_free(ct);
+    free(w);
 }
 END_TEST
 
@@ -725,6 +781,7 @@ static Suite *archive_suite(void)
     tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, round_trip_lists_decodes_and_multiplies_every_tensor);
+    tcase_add_test(tc, one_tensor_is_read_without_touching_the_others);
     tcase_add_test(tc, entry_struct_size_is_honoured);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, every_bit_flip_is_caught);
