@@ -410,7 +410,14 @@ int hc_archive_writer_add(hc_archive_writer *w, const char *name, const hc_ctens
     f.q[3] = ct->quality.cosine;
     f.q[4] = ct->quality.sparsity;
     f.q[5] = ct->has_quality ? ct->quality.seconds : 0.0;
-    return append_entry(w, name, &f);
+    /* the bytes are in the file: a tensor that cannot be listed would be a hole, so give up */
+    rc = append_entry(w, name, &f);
+    return rc == HC_OK ? rc : writer_abort(w, rc);
+}
+
+int hc_archive_writer_sink(const char *name, const hc_ctensor *ct, void *writer)
+{
+    return hc_archive_writer_add(writer, name, ct);
 }
 
 int hc_archive_writer_add_uncompressed(hc_archive_writer *w, const hc_tensor_view *t)
@@ -462,7 +469,8 @@ int hc_archive_writer_add_uncompressed(hc_archive_writer *w, const hc_tensor_vie
     f.q[3] = 1.0;
     f.q[4] = NAN;
     f.q[5] = 0.0;
-    return append_entry(w, v.name, &f);
+    rc = append_entry(w, v.name, &f);
+    return rc == HC_OK ? rc : writer_abort(w, rc);
 }
 
 int hc_archive_writer_finish(hc_archive_writer *w)

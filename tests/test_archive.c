@@ -153,7 +153,7 @@ static int sample_write(const sample *s, const char *path)
         (rc = hc_archive_writer_add(w, "blk.0.weight", c0)) == HC_OK &&
         (rc = hc_archive_writer_add(w, "conv.weight", c1)) == HC_OK &&
         (rc = hc_archive_writer_add_uncompressed(w, &k0)) == HC_OK &&
-        (rc = hc_archive_writer_add(w, "norm.bias", c2)) == HC_OK &&
+        (rc = hc_archive_writer_sink("norm.bias", c2, w)) == HC_OK &&
         (rc = hc_archive_writer_add_uncompressed(w, &k1)) == HC_OK &&
         (rc = hc_archive_writer_set_metadata(w, "hypercomp.codec", "fp16")) == HC_OK)
         rc = hc_archive_writer_finish(w);
@@ -752,6 +752,35 @@ START_TEST(out_of_memory_anywhere_leaks_nothing)
     }
     ck_assert(ok);
     free(buf);
+    /* writer: every allocation failure is HC_ENOMEM and leaves no file at all */
+    hc_tensor_view v = test_view2("w0", s.w0, 40, 33);
+    hc_ctensor *ct = compress_with("fp16", &v);
+    ok = 0;
+    int before = dir_entries();
+    for (long n = 1; n < 500 && !ok; n++) {
+        hc_archive_writer *w = NULL;
+        hci_alloc_fail_after(n);
+        int rc = hc_archive_writer_new(&w, tmp_file("oom.hcz"));
+        if (rc == HC_OK)
+            rc = hc_archive_writer_set_metadata(w, "k", "v");
+        if (rc == HC_OK)
+            rc = hc_archive_writer_add(w, "a", ct);
+        if (rc == HC_OK)
+            rc = hc_archive_writer_add_uncompressed(w, &v);
+        if (rc == HC_OK)
+            rc = hc_archive_writer_finish(w);
+        hci_alloc_fail_after(0);
+        hc_archive_writer_free(w);
+        if (rc == HC_OK) {
+            ok = 1;
+            ck_assert_int_eq(dir_entries(), before + 1);
+        } else {
+            ck_assert_int_eq(rc, HC_ENOMEM);
+            ck_assert_int_eq(dir_entries(), before);
+        }
+    }
+    ck_assert(ok);
+    hc_ctensor_free(ct);
     sample_free(&s);
 }
 END_TEST

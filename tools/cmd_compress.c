@@ -144,6 +144,15 @@ static int keep_tensor(const compress_args *a, const char *name, int64_t numel)
     return 0;
 }
 
+/* Compresses one tensor. This is the seam for staged compression: a `--pipeline` run calls
+ * hc_pipeline_compress_tensor() here instead, and its stage callback appends one report_stage
+ * per stage to t (report_add_stage), which the HTML report draws as the stage waterfall. */
+static int code_tensor(hc_ctensor **out, hc_compressor *comp, const hc_tensor_view *v, report_tensor *t)
+{
+    (void)t;   /* a single codec has no stages to record */
+    return hc_compress(out, comp, v);
+}
+
 static double seconds_now(void)
 {
     struct timespec ts;
@@ -303,7 +312,7 @@ int cmd_compress(int argc, char **argv)
             snprintf(detail, sizeof detail, "kept (%s)", hc_dtype_name(v.dtype));
         } else {
             hc_ctensor *ct = NULL;
-            rc = hc_compress(&ct, comp, &v);
+            rc = code_tensor(&ct, comp, &v, t);
             if (rc == HC_OK)
                 rc = hc_archive_writer_add(w, name, ct);
             if (rc == HC_OK) {

@@ -64,7 +64,8 @@ HC_API int hc_archive_writer_set_metadata(hc_archive_writer *w, const char *key,
  * @brief Appends a compressed tensor; its bytes are written to the file before this returns.
  *
  * The tensor's quality statistics (when known) are stored with it. The tensor is not kept: the
- * caller may free it at once.
+ * caller may free it at once. A failure after writing began (I/O, memory) discards the file and
+ * fails the writer; a rejected argument (a duplicate name, say) leaves it usable.
  * @param w The writer.
  * @param name 1 to 4096 bytes, unique within the file.
  * @param ct The compressed tensor.
@@ -72,6 +73,17 @@ HC_API int hc_archive_writer_set_metadata(hc_archive_writer *w, const char *key,
  *         #HC_EIO naming the file; #HC_ENOMEM.
  */
 HC_API int hc_archive_writer_add(hc_archive_writer *w, const char *name, const hc_ctensor *ct);
+
+/**
+ * @brief hc_archive_writer_add() in the shape of a sink callback: `int (*)(const char *name, const
+ *        hc_ctensor *ct, void *user_data)` with the writer as user_data, so a model-compression
+ *        loop (such as the pipeline's) streams its results straight into a container.
+ * @param name The tensor's name.
+ * @param ct The compressed tensor.
+ * @param writer The #hc_archive_writer.
+ * @return As hc_archive_writer_add().
+ */
+HC_API int hc_archive_writer_sink(const char *name, const hc_ctensor *ct, void *writer);
 
 /**
  * @brief Appends a tensor stored exactly as it is (a "kept" tensor).
