@@ -61,6 +61,10 @@
 size_t hci_hct_header(uint8_t *buf, uint16_t codec_id, uint8_t dtype, uint8_t ndim, const uint64_t *shape,
                       uint32_t params_len, uint64_t payload_len);
 
+/* 1 when s[0, n) is well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF) and
+ * holds no NUL byte: names, keys and values must be, in files and from callers alike. */
+int hci_utf8_valid(const uint8_t *s, size_t n);
+
 /* Test hook: make the n-th next write, flush or rename step of an archive writer on this thread
  * fail with EIO (n = 0 disables). */
 void hci_archive_fail_write_after(long n);

@@ -72,10 +72,10 @@ static double get_f64(const uint8_t *p)
     return d;
 }
 
-/* Copies a length-delimited string into the pool after checking it holds no NUL. */
+/* Copies a length-delimited string into the pool after checking it is UTF-8 without NUL. */
 static const char *pool_string(char **pool, const uint8_t *s, size_t n)
 {
-    if (memchr(s, 0, n))
+    if (!hci_utf8_valid(s, n))
         return NULL;
     char *out = *pool;
     memcpy(out, s, n);
@@ -151,7 +151,7 @@ static int parse_meta(hc_archive *a, const uint8_t **cur, const uint8_t *end, ch
         a->meta_key[i] = pool_string(pool, e + HCZ_META_FIXED, kl);
         a->meta_value[i] = a->meta_key[i] ? pool_string(pool, e + HCZ_META_FIXED + kl, vl) : NULL;
         if (!a->meta_value[i])
-            return BAD("'%s' metadata entry %zu contains a NUL byte", a->label, i);
+            return BAD("'%s' metadata entry %zu is not valid UTF-8 (or holds a NUL byte)", a->label, i);
         for (size_t j = 0; j < i; j++)
             if (strcmp(a->meta_key[j], a->meta_key[i]) == 0)
                 return BAD("'%s' has metadata key '%s' twice", a->label, a->meta_key[i]);
@@ -182,7 +182,7 @@ static int parse_tensor(hc_archive *a, size_t i, const uint8_t **cur, const uint
                    len, nl, t->ndim, avail);
     t->name = pool_string(pool, e + HCZ_T_FIXED + 8u * t->ndim, nl);
     if (!t->name)
-        return BAD("'%s' tensor entry %zu has a name containing a NUL byte", f, i);
+        return BAD("'%s' tensor entry %zu has a name that is not valid UTF-8 (or holds a NUL byte)", f, i);
     const char *n = t->name;
     if (t->flags & HCZ_TF_REQUIRED_MASK)
         return hci_fail(HC_EVERSION, "'%s' tensor '%s' needs features this library does not know (entry flags %04x)",

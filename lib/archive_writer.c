@@ -283,6 +283,9 @@ int hc_archive_writer_set_metadata(hc_archive_writer *w, const char *key, const 
     if (vl > HCZ_MAX_VALUE)
         return hci_fail(HC_EINVAL, "metadata value of key '%s' has %zu bytes; at most %u are allowed", key, vl,
                         HCZ_MAX_VALUE);
+    if (!hci_utf8_valid((const uint8_t *)key, kl) || !hci_utf8_valid((const uint8_t *)value, vl))
+        return hci_fail(HC_EINVAL, "metadata %s of key '%s' is not valid UTF-8",
+                        hci_utf8_valid((const uint8_t *)key, kl) ? "value" : "key", key);
     if (set_contains(&w->keys, key))
         return hci_fail(HC_EINVAL, "metadata key '%s' is already set", key);
     size_t before = w->meta.len;
@@ -309,6 +312,8 @@ static int check_name(hc_archive_writer *w, const char *fn, const char *name)
     size_t n = strlen(name);
     if (n == 0 || n > HCZ_MAX_NAME)
         return hci_fail(HC_EINVAL, "%s: tensor name of %zu bytes; names have 1 to %u bytes", fn, n, HCZ_MAX_NAME);
+    if (!hci_utf8_valid((const uint8_t *)name, n))
+        return hci_fail(HC_EINVAL, "%s: tensor name '%s' is not valid UTF-8", fn, name);
     if (set_contains(&w->names, name))
         return hci_fail(HC_EINVAL, "%s: '%s' already holds a tensor named '%s'", fn, w->path, name);
     if (w->tensor_count == UINT32_MAX)

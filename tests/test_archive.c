@@ -564,7 +564,11 @@ START_TEST(hostile_directories_are_refused_with_a_reason)
     EXPECT(HC_EFORMAT, "two tensors named 'blk.0.weigh'");
     RESET();
     buf[e0 + HCZ_T_FIXED + 16 + 3] = '\0';
-    EXPECT(HC_EFORMAT, "NUL byte");
+    EXPECT(HC_EFORMAT, "not valid UTF-8");
+    RESET();   /* an overlong encoding of '/' in a name */
+    buf[e0 + HCZ_T_FIXED + 16 + 3] = 0xc0;
+    buf[e0 + HCZ_T_FIXED + 16 + 4] = 0xaf;
+    EXPECT(HC_EFORMAT, "not valid UTF-8");
     RESET();   /* a metadata key longer than its entry */
     hci_put_u32(buf + hci_get_u64(buf + HCZ_H_DIR_OFFSET) + 4, 1000);
     EXPECT(HC_EFORMAT, "metadata entry 0 has invalid lengths");
@@ -667,6 +671,9 @@ START_TEST(writer_rejects_bad_names_keys_and_late_calls)
     ck_assert_ok(hc_archive_writer_set_metadata(wr, "k", "v"));
     ck_assert_status(hc_archive_writer_set_metadata(wr, "k", "w"), HC_EINVAL, "'k' is already set");
     ck_assert_status(hc_archive_writer_set_metadata(wr, "", "w"), HC_EINVAL, "keys have 1 to 65535 bytes");
+    ck_assert_status(hc_archive_writer_set_metadata(wr, "bad", "\xff"), HC_EINVAL, "value of key 'bad' is not valid UTF-8");
+    ck_assert_status(hc_archive_writer_add(wr, "caf\xc3", ct), HC_EINVAL, "is not valid UTF-8");
+    ck_assert_ok(hc_archive_writer_add(wr, "caf\xc3\xa9.\xe2\x82\xac.\xf0\x9f\x98\x80", ct));   /* é, €, an emoji */
     ck_assert_ok(hc_archive_writer_finish(wr));
     ck_assert_status(hc_archive_writer_add(wr, "z", ct), HC_EINVAL, "already finished");
     ck_assert_status(hc_archive_writer_finish(wr), HC_EINVAL, "already finished");
@@ -785,6 +792,26 @@ START_TEST(out_of_memory_anywhere_leaks_nothing)
 }
 END_TEST
 
+START_TEST(utf8_check_accepts_exactly_well_formed_text)
+{
+    static const struct {
+        const char *s;
+        int ok;
+    } cases[] = {
+        { "plain.ascii_0", 1 },    { "\xc3\xa9", 1 },          { "\xe2\x82\xac", 1 },
+        { "\xf4\x8f\xbf\xbf", 1 }, /* U+10FFFF */             { "\xed\x9f\xbf", 1 },  /* U+D7FF */
+        { "\xc0\xaf", 0 },         /* overlong '/' */         { "\xe0\x80\xaf", 0 },  /* overlong */
+        { "\xed\xa0\x80", 0 },     /* surrogate U+D800 */     { "\xf4\x90\x80\x80", 0 }, /* > U+10FFFF */
+        { "\xc3", 0 },             /* truncated */            { "\x80", 0 },           /* stray continuation */
+        { "\xf8\x88\x80\x80\x80", 0 },                        { "\xe2\x28\xa1", 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_msg(hci_utf8_valid((const uint8_t *)cases[i].s, strlen(cases[i].s)) == cases[i].ok, "case %zu", i);
+    ck_assert(!hci_utf8_valid((const uint8_t *)"a\0b", 3));   /* NUL inside */
+    ck_assert(hci_utf8_valid((const uint8_t *)"", 0));
+}
+END_TEST
+
 START_TEST(open_errors_name_the_file)
 {
     hc_archive *a = NULL;
@@ -819,6 +846,7 @@ static Suite *archive_suite(void)
     tcase_add_test(tc, writer_rejects_bad_names_keys_and_late_calls);
     tcase_add_test(tc, failed_write_at_any_step_leaves_previous_file_intact);
     tcase_add_test(tc, out_of_memory_anywhere_leaks_nothing);
+    tcase_add_test(tc, utf8_check_accepts_exactly_well_formed_text);
     tcase_add_test(tc, open_errors_name_the_file);
     suite_add_tcase(s, tc);
     return s;
