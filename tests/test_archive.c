@@ -420,7 +420,7 @@ END_TEST
 
 /* ---- hostile input ---- */
 
-START_TEST(every_truncation_is_refused)
+START_TEST(every_truncation_and_extension_is_refused)
 {
     size_t size;
     uint8_t *buf = sample_bytes(&size);
@@ -438,6 +438,13 @@ START_TEST(every_truncation_is_refused)
     hc_archive *a = NULL;
     ck_assert_status(hc_archive_open(&a, tmp_file("cut.hcz"), 0), HC_EFORMAT, "cut.hcz' is");
     test_expect_message("truncated");
+    /* an oversized file (bytes appended after the directory) is refused as well */
+    uint8_t *big = calloc(1, size + 4096);
+    memcpy(big, buf, size);
+    ck_assert_status(hc_archive_open_memory(&a, big, size + 4096, 0), HC_EFORMAT, "trailing bytes");
+    write_all_file(tmp_file("big.hcz"), big, size + 1);
+    ck_assert_status(hc_archive_open(&a, tmp_file("big.hcz"), 0), HC_EFORMAT, "big.hcz' is");
+    free(big);
     write_all_file(tmp_file("cut.hcz"), buf, 10);
     ck_assert_status(hc_archive_open(&a, tmp_file("cut.hcz"), 0), HC_EFORMAT, "is 10 bytes long");
     write_all_file(tmp_file("cut.hcz"), buf, 0);
@@ -839,7 +846,7 @@ static Suite *archive_suite(void)
     tcase_add_test(tc, round_trip_lists_decodes_and_multiplies_every_tensor);
     tcase_add_test(tc, one_tensor_is_read_without_touching_the_others);
     tcase_add_test(tc, entry_struct_size_is_honoured);
-    tcase_add_test(tc, every_truncation_is_refused);
+    tcase_add_test(tc, every_truncation_and_extension_is_refused);
     tcase_add_test(tc, every_bit_flip_is_caught);
     tcase_add_test(tc, hostile_directories_are_refused_with_a_reason);
     tcase_add_test(tc, newer_minor_version_with_longer_entries_is_read);
