@@ -3,6 +3,7 @@
 # fixture, and runs each target for a bounded time. Prints executions and findings per target;
 # exits 1 if any target found a crash (the input is saved under BUILD/fuzz-artifacts/).
 # usage: tests/fuzz/run.sh [SECONDS_PER_TARGET (default 20)] [BUILD_DIR (default build-fuzz)]
+# CI can instead configure the same build and run `meson test -C BUILD_DIR --suite fuzz`.
 set -eu
 SECS=${1:-20}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
