@@ -531,7 +531,9 @@ int hc_archive_tensor(hc_ctensor **out, const hc_archive *a, size_t index)
     if (rc != HC_OK)
         return rc;
     const arch_tensor *t = &a->t[index];
-    const uint8_t *params = a->base + t->params_offset, *payload = a->base + t->payload_offset;
+    /* params_offset means nothing (and was not checked) when there are no parameters */
+    const uint8_t *payload = a->base + t->payload_offset;
+    const uint8_t *params = t->params_len ? a->base + t->params_offset : payload;
     if (!(a->flags & HC_ARCHIVE_NO_VERIFY)) {
         uint64_t shape[HC_MAX_DIMS];
         for (uint32_t d = 0; d < t->ndim; d++)
