@@ -191,24 +191,37 @@ static void bpw_chart(FILE *f, const report *r, codec_colors *cc)
     }
     fprintf(f, "<text transform=\"translate(14,%.0f) rotate(-90)\" font-size=\"11.5\" fill=\"#5b6878\" text-anchor=\"middle\">bits per weight</text>\n",
             top + ph / 2);
-    double slot = pw / (double)(r->n ? r->n : 1), bw = slot > 3 ? slot * 0.78 : slot;
+    /* each bar as wide as its tensor's share of the weights (plus a hairline minimum), so the
+     * coloured area is the bits: big tensors dominate exactly as much as they do in the file */
+    double total = 0;
+    for (size_t i = 0; i < r->n; i++)
+        total += (double)r->t[i].numel;
+    double minw = fmin(1.5, pw / (2.0 * (double)(r->n ? r->n : 1))), x = PLOT_L;
     for (size_t i = 0; i < r->n; i++) {
         const report_tensor *t = &r->t[i];
-        double v = t->bpw, h = (v > ymax ? ymax : v) / ymax * ph, x = PLOT_L + slot * (double)i + (slot - bw) / 2;
+        double bw = minw + (pw - minw * (double)r->n) * (total > 0 ? (double)t->numel / total : 0);
+        double v = t->bpw, h = (v > ymax ? ymax : v) / ymax * ph;
         char e[32], s[64];
         shape_str(s, sizeof s, t);
-        fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"><title>", x, top + ph - h,
-                bw, h, color_of(cc, t->kept ? "kept" : t->codec));
+        fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\" stroke=\"#fff\" "
+                   "stroke-width=\"0.6\"><title>", x, top + ph - h, bw, h, color_of(cc, t->kept ? "kept" : t->codec));
         esc(f, t->name);
         fprintf(f, " [%s] %s: %.3f bpw, error %s</title></rect>\n", s, t->codec, v, fmt_err(e, sizeof e, t->rel_rmse));
-        if (v > ymax)
+        if (v > ymax && bw > 6)
             fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"#5b6878\" text-anchor=\"middle\">▲</text>\n",
                     x + bw / 2, top + 9);
+        if (bw > 6.2 * (double)strlen(t->name) + 10) {   /* name the tensors wide enough to carry a label */
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10.5\" fill=\"#fff\" text-anchor=\"middle\">", x + bw / 2,
+                    top + ph - 6);
+            esc(f, t->name);
+            fprintf(f, "</text>\n");
+        }
+        x += bw;
     }
     fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#8893a0\"/>\n", PLOT_L, CHART_W - PLOT_R,
             top + ph, top + ph);
-    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11.5\" fill=\"#5b6878\" text-anchor=\"middle\">tensors in file order "
-               "(hover a bar for its name; ▲ marks small kept tensors whose headers push them above the axis)</text>\n",
+    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11.5\" fill=\"#5b6878\" text-anchor=\"middle\">tensors in file "
+               "order, each as wide as its share of the weights, so the area is the bits (hover for names; ▲: above the axis)</text>\n",
             PLOT_L + pw / 2, H - 8);
     fprintf(f, "</svg>\n");
 }
@@ -516,7 +529,8 @@ int report_write_html(const report *r, const char *path)
     fprintf(f, "</section>\n");
 
     fprintf(f, "<section id=\"bpw\"><h2>Bits per weight, tensor by tensor</h2><p class=\"note\">Every side bit counted: "
-               "headers, scales, codebooks and checksums. Grey bars are tensors kept as they were.</p>\n");
+               "headers, scales, codebooks and checksums. Grey: tensors kept as they were (small ones carry their "
+               "header over few weights, hence their height; their width shows how little they weigh).</p>\n");
     bpw_chart(f, r, &cc);
     fprintf(f, "</section>\n");
 
