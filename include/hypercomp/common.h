@@ -46,10 +46,16 @@ HC_API const char *hc_status_name(int status);
  */
 HC_API const char *hc_last_error(void);
 
-/** @brief The library's version as HC_VERSION_NUMBER was when it was built. */
+/**
+ * @brief The library's version as HC_VERSION_NUMBER was when it was built.
+ * @return HC_VERSION_NUMBER of the built library.
+ */
 HC_API uint32_t hc_version(void);
 
-/** @brief The library's version string, "major.minor.patch". */
+/**
+ * @brief The library's version string, "major.minor.patch".
+ * @return A static string.
+ */
 HC_API const char *hc_version_string(void);
 
 /** @brief Element types of tensors the library reads and writes. */
@@ -61,12 +67,14 @@ typedef enum hc_dtype {
 
 /**
  * @brief Bytes per element of a dtype.
+ * @param dtype An element type.
  * @return 4, 2 or 2; 0 for an unknown dtype.
  */
 HC_API size_t hc_dtype_size(hc_dtype dtype);
 
 /**
  * @brief The name of a dtype as safetensors spells it ("F32", "F16", "BF16").
+ * @param dtype An element type.
  * @return A static string; "?" for an unknown dtype.
  */
 HC_API const char *hc_dtype_name(hc_dtype dtype);

@@ -78,11 +78,15 @@ typedef struct hc_stats {
  */
 HC_API int hc_compressor_from_spec(hc_compressor **out, const char *spec);
 
-/** @brief Frees a compressor; NULL is accepted. */
+/**
+ * @brief Frees a compressor; NULL is accepted.
+ * @param c The compressor, or NULL.
+ */
 HC_API void hc_compressor_free(hc_compressor *c);
 
 /**
  * @brief The canonical spec string of a compressor, with every option spelled out.
+ * @param c The compressor.
  * @return A string that lives as long as the compressor.
  */
 HC_API const char *hc_compressor_spec(const hc_compressor *c);
@@ -108,7 +112,10 @@ HC_API int hc_compressor_set_threads(hc_compressor *c, uint32_t threads);
  */
 HC_API int hc_compress(hc_ctensor **out, hc_compressor *c, const hc_tensor_view *t);
 
-/** @brief Frees a compressed tensor; NULL is accepted. */
+/**
+ * @brief Frees a compressed tensor; NULL is accepted.
+ * @param ct The compressed tensor, or NULL.
+ */
 HC_API void hc_ctensor_free(hc_ctensor *ct);
 
 /**
@@ -147,7 +154,11 @@ HC_API int hc_ctensor_stats(hc_stats *out, const hc_ctensor *ct);
  */
 HC_API int hc_ctensor_measure(hc_stats *out, hc_ctensor *ct, const hc_tensor_view *original);
 
-/** @brief Number of dimensions of the original tensor. */
+/**
+ * @brief Number of dimensions of the original tensor.
+ * @param ct The compressed tensor.
+ * @return The dimension count; 0 for NULL.
+ */
 HC_API uint32_t hc_ctensor_ndim(const hc_ctensor *ct);
 
 /**
@@ -157,22 +168,46 @@ HC_API uint32_t hc_ctensor_ndim(const hc_ctensor *ct);
  */
 HC_API void hc_ctensor_shape(const hc_ctensor *ct, int64_t shape[HC_MAX_DIMS]);
 
-/** @brief Number of values of the tensor. */
+/**
+ * @brief Number of values of the tensor.
+ * @param ct The compressed tensor.
+ * @return The value count; 0 for NULL.
+ */
 HC_API int64_t hc_ctensor_numel(const hc_ctensor *ct);
 
-/** @brief Rows of the matrix view (the first dimension; 1 for 0-D and 1-D tensors). */
+/**
+ * @brief Rows of the matrix view (the first dimension; 1 for 0-D and 1-D tensors).
+ * @param ct The compressed tensor.
+ * @return The row count; 0 for NULL.
+ */
 HC_API int64_t hc_ctensor_rows(const hc_ctensor *ct);
 
-/** @brief Columns of the matrix view (the product of the other dimensions). */
+/**
+ * @brief Columns of the matrix view (the product of the other dimensions).
+ * @param ct The compressed tensor.
+ * @return The column count; 0 for NULL.
+ */
 HC_API int64_t hc_ctensor_cols(const hc_ctensor *ct);
 
-/** @brief The dtype of the tensor that was compressed. */
+/**
+ * @brief The dtype of the tensor that was compressed.
+ * @param ct The compressed tensor.
+ * @return The original dtype; #HC_DTYPE_F32 for NULL.
+ */
 HC_API hc_dtype hc_ctensor_orig_dtype(const hc_ctensor *ct);
 
-/** @brief The #hc_codec_id of the compressed tensor. */
+/**
+ * @brief The #hc_codec_id of the compressed tensor.
+ * @param ct The compressed tensor.
+ * @return The codec id; 0 for NULL.
+ */
 HC_API uint32_t hc_ctensor_codec_id(const hc_ctensor *ct);
 
-/** @brief The codec's short name ("nf4", "int8", ...); static storage. */
+/**
+ * @brief The codec's short name ("nf4", "int8", ...); static storage.
+ * @param ct The compressed tensor.
+ * @return A static string; "?" for NULL.
+ */
 HC_API const char *hc_ctensor_codec_name(const hc_ctensor *ct);
 
 /**
@@ -183,7 +218,11 @@ HC_API const char *hc_ctensor_codec_name(const hc_ctensor *ct);
  */
 HC_API int hc_ctensor_set_threads(hc_ctensor *ct, uint32_t threads);
 
-/** @brief Size in bytes of the serialised form; 0 for NULL. */
+/**
+ * @brief Size in bytes of the serialised form; 0 for NULL.
+ * @param ct The compressed tensor.
+ * @return The size in bytes; 0 for NULL.
+ */
 HC_API size_t hc_ctensor_serialized_size(const hc_ctensor *ct);
 
 /**

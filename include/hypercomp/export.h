@@ -20,7 +20,9 @@
 /** @brief Closes a C linkage block when compiled as C++. */
 #define HC_END_DECLS }
 #else
+/** @brief Opens a C linkage block when compiled as C++; empty in C. */
 #define HC_BEGIN_DECLS
+/** @brief Closes a C linkage block when compiled as C++; empty in C. */
 #define HC_END_DECLS
 #endif
 

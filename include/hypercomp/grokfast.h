@@ -33,6 +33,8 @@ typedef struct hc_grokfast_options {
 
 /**
  * @brief Initialises options to their defaults.
+ * @param opts The options to fill.
+ * @param struct_size sizeof(hc_grokfast_options) as the caller was compiled.
  * @return #HC_OK, #HC_EINVAL, or #HC_EVERSION for a struct_size larger than this library's.
  */
 HC_API int hc_grokfast_options_init(hc_grokfast_options *opts, uint32_t struct_size);
@@ -49,7 +51,10 @@ typedef struct hc_grokfast hc_grokfast;
  */
 HC_API int hc_grokfast_new(hc_grokfast **out, size_t n_params, const hc_grokfast_options *opts);
 
-/** @brief Frees an optimiser; NULL is accepted. */
+/**
+ * @brief Frees an optimiser; NULL is accepted.
+ * @param opt The optimiser, or NULL.
+ */
 HC_API void hc_grokfast_free(hc_grokfast *opt);
 
 /**
@@ -61,7 +66,11 @@ HC_API void hc_grokfast_free(hc_grokfast *opt);
  */
 HC_API int hc_grokfast_step(hc_grokfast *opt, float *params, const float *grad);
 
-/** @brief Number of steps taken so far. */
+/**
+ * @brief Number of steps taken so far.
+ * @param opt The optimiser.
+ * @return The step count; 0 for NULL.
+ */
 HC_API uint64_t hc_grokfast_steps(const hc_grokfast *opt);
 
 HC_END_DECLS

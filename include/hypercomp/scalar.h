@@ -36,6 +36,8 @@ typedef struct hc_scalar_options {
 
 /**
  * @brief Initialises scalar options to their defaults.
+ * @param opts The options to fill.
+ * @param struct_size sizeof(hc_scalar_options) as the caller was compiled.
  * @return #HC_OK, #HC_EINVAL, or #HC_EVERSION for a struct_size larger than this library's.
  */
 HC_API int hc_scalar_options_init(hc_scalar_options *opts, uint32_t struct_size);

@@ -1,0 +1,101 @@
+#!/bin/bash
+# The main job on a fresh Debian 12 machine (as root): install what is missing, build, and
+# evaluate every scalar codec of this build on the shipped real-weights fixture.
+#
+#   bash tools/run-main.sh [MODEL.safetensors]
+#
+# MODEL defaults to tests/data/ppocr-rec-subset.safetensors (cut from the PaddleOCR v4
+# recognizer; NOTICE beside it). Results go to results/: eval-CODEC.txt (the per-tensor table),
+# eval-CODEC.json, bench-CODEC.json and summary.txt.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=tools/deps.sh
+. tools/deps.sh
+
+# The codecs the main job evaluates; codecs this build does not know are reported and skipped.
+# A new codec adds its spec here.
+CODECS="f32 fp16 bf16 int8 nf4 ternary"
+
+model=${1:-tests/data/ppocr-rec-subset.safetensors}
+build='build-run/main'
+out=results
+start=$(date +%s)
+
+# shellcheck disable=SC2086  # a word list
+hc_install_deps $HC_DEPS_BUILD || exit 1
+mkdir -p build-run
+hc_setup "$build" --buildtype=release -Dtests=false -Ddocs=disabled >"$build.setup.log" 2>&1 ||
+    { cat "$build.setup.log"; echo "run-main: configure failed" >&2; exit 1; }
+ninja -C "$build" || { echo "run-main: build failed" >&2; exit 1; }
+hc=$build/tools/hypercomp
+mkdir -p "$out"
+
+# A codec is known when a tiny bench accepts its spec (exit 2 is a spec the build rejects).
+known=() skipped=()
+for c in $CODECS; do
+    "$hc" bench --codec "$c" --rows 8 --cols 64 --repeat 1 >/dev/null 2>&1
+    if [ $? -eq 2 ]; then skipped+=("$c"); else known+=("$c"); fi
+done
+echo "run-main: codecs ${known[*]}${skipped:+ (not in this build: ${skipped[*]})}"
+
+# A top-level field of the JSON file $f (the totals, never a per-tensor value).
+field() { awk -v key="$1" -f tools/json-field.awk "$f"; }
+# num WIDTH.PRECISION CONVERSION VALUE: a number formatted, anything else (null) as it is.
+num() {
+    case $3 in
+    '' | *[!0-9eE.+-]*) printf "%${1%.*}s" "${3:-?}" ;;
+    *) printf "%${1}${2}" "$3" ;;
+    esac
+}
+
+failed=()
+: >"$out/summary.txt"
+have_eval=1
+if ! "$hc" eval --help >/dev/null 2>&1; then
+    have_eval=0
+    echo "run-main: this build has no 'hypercomp eval' command; only the synthetic bench runs" | tee -a "$out/summary.txt" >&2
+    failed+=("eval-missing")
+elif [ ! -f "$model" ]; then
+    have_eval=0
+    echo "run-main: model $model not found" | tee -a "$out/summary.txt" >&2
+    failed+=("model-missing")
+fi
+
+printf '%-10s %10s %12s %12s    %s\n' codec bpw rel_rmse snr_db "model: $model" | tee -a "$out/summary.txt"
+for c in "${known[@]}"; do
+    if [ "$have_eval" -eq 1 ]; then
+        if "$hc" eval "$model" --codec "$c" >"$out/eval-$c.txt" 2>&1 &&
+            "$hc" eval "$model" --codec "$c" --json >"$out/eval-$c.json" 2>>"$out/eval-$c.txt"; then
+            f=$out/eval-$c.json
+            printf '%-10s %s %s %s\n' "$c" "$(num 10.4 f "$(field bpw)")" "$(num 12.6 g "$(field rel_rmse)")" \
+                "$(num 12.2 f "$(field snr_db)")" | tee -a "$out/summary.txt"
+        else
+            echo "run-main: eval --codec $c failed; see $out/eval-$c.txt" >&2
+            failed+=("eval-$c")
+        fi
+    fi
+done
+
+# The synthetic benchmark (the default 4096 x 4096 Gaussian, one thread): speed relative to BLAS sgemv.
+printf '\n%-10s %10s %12s %12s %12s %10s    %s\n' codec bpw rel_rmse matvec_ms sgemv_ms speedup \
+    "bench: 4096 x 4096 gauss, 1 thread" | tee -a "$out/summary.txt"
+for c in "${known[@]}"; do
+    if "$hc" bench --codec "$c" --threads 1 --json >"$out/bench-$c.json" 2>"$out/bench-$c.err"; then
+        f=$out/bench-$c.json
+        printf '%-10s %s %s %s %s %s\n' "$c" "$(num 10.4 f "$(field bpw)")" "$(num 12.6 g "$(field rel_rmse)")" \
+            "$(num 12.4 f "$(field matvec_ms)")" "$(num 12.4 f "$(field sgemv_ms)")" \
+            "$(num 10.3 f "$(field matvec_speedup)")" | tee -a "$out/summary.txt"
+        rm -f "$out/bench-$c.err"
+    else
+        echo "run-main: bench --codec $c failed; see $out/bench-$c.err" >&2
+        failed+=("bench-$c")
+    fi
+done
+
+echo
+echo "run-main: results in $(pwd)/$out/ (summary.txt, eval-CODEC.txt/.json, bench-CODEC.json); $(($(date +%s) - start)) s"
+if [ ${#failed[@]} -ne 0 ]; then
+    echo "run-main: FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "run-main: OK"

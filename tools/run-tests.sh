@@ -1,0 +1,76 @@
+#!/bin/bash
+# Every check of libhypercomp on a fresh Debian 12 machine (as root): install what is missing,
+# then build and run, each in its own build directory under build-run/:
+#   test     the default build and `meson test` (default setup: everything but the slow suite)
+#   install  `meson install` into a temporary prefix, then the C and C++ examples built with
+#            pkg-config against it (tests/install-consumers.sh)
+#   asan     an ASan+UBSan build and `meson test --setup sanitize`
+#   docs     the Doxygen API reference (any warning, e.g. an undocumented symbol, fails it)
+#   blis     the -Dblas=blis configuration, built and tested
+# Every step runs even when an earlier one failed; the last line sums up, and the exit status is
+# non-zero when any step failed. Logs: build-run/STEP.log.
+#
+#   bash tools/run-tests.sh
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=tools/deps.sh
+. tools/deps.sh
+
+start=$(date +%s)
+results=()
+failed=0
+mkdir -p build-run
+
+# step NAME COMMAND... : runs the command with its output in build-run/NAME.log (and on the
+# terminal when it fails), and records the outcome and the time it took.
+step() {
+    local name=$1 t0 rc
+    shift
+    t0=$(date +%s)
+    echo "== $name: $*"
+    "$@" >"build-run/$name.log" 2>&1 </dev/null
+    rc=$?
+    local dt=$(($(date +%s) - t0))
+    if [ $rc -eq 0 ]; then
+        results+=("$name ok ${dt}s")
+        echo "   ok (${dt}s)"
+    else
+        results+=("$name FAILED ${dt}s")
+        failed=$((failed + 1))
+        echo "   FAILED (exit $rc, ${dt}s); last lines of build-run/$name.log:"
+        tail -n 40 "build-run/$name.log" | sed 's/^/   | /'
+    fi
+    return $rc
+}
+
+# shellcheck disable=SC2086  # word lists
+step deps hc_install_deps $HC_DEPS_BUILD $HC_DEPS_TEST
+
+configure_build() {  # configure_build DIR OPTION... : configure (or reconfigure) and build
+    local dir=$1
+    shift
+    hc_setup "$dir" "$@" && ninja -C "$dir"
+}
+
+if step test-build configure_build build-run/test -Ddocs=disabled; then
+    step test meson test -C build-run/test --print-errorlogs
+    step install bash tests/install-consumers.sh build-run/test
+fi
+if step asan-build configure_build build-run/asan -Db_sanitize=address,undefined -Db_lundef=false -Ddocs=disabled; then
+    step asan meson test -C build-run/asan --setup sanitize --print-errorlogs
+fi
+# The docs need no compiled code: configure without tests and build only the docs target.
+step docs bash -c 'source tools/deps.sh && hc_setup build-run/docs -Ddocs=enabled -Dtests=false && ninja -C build-run/docs docs'
+if step blis-build configure_build build-run/blis -Dblas=blis -Ddocs=disabled; then
+    step blis meson test -C build-run/blis --print-errorlogs
+fi
+
+total=$(($(date +%s) - start))
+echo
+printf '   %s\n' "${results[@]}"
+if [ $failed -eq 0 ]; then
+    echo "run-tests: PASS: ${#results[@]} steps in ${total}s"
+    exit 0
+fi
+echo "run-tests: FAIL: $failed of ${#results[@]} steps failed in ${total}s (logs in build-run/)"
+exit 1
