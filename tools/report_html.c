@@ -262,13 +262,15 @@ static void error_chart(FILE *f, const report *r, const report_totals *tot, code
             if (lg < l0 || lg > l1 || (decades >= 3 && m != 0))
                 continue;
             double y = ERR_Y(lg);
+            if (y > top + ph - 8)   /* leave the floor row to the "exact" label */
+                continue;
             fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>"
                        "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" fill=\"#5b6878\" text-anchor=\"end\">%.0fe%d</text>\n",
                     PLOT_L, W - 8, y, y, m ? "#f0f2f5" : "#e1e6ec", PLOT_L - 8, y + 4, mults[m], d);
         }
     fprintf(f, "<text transform=\"translate(14,%.0f) rotate(-90)\" font-size=\"11.5\" fill=\"#5b6878\" text-anchor=\"middle\">relative RMS error</text>\n",
             top + ph / 2);
-    double slot = pw / (double)(r->n ? r->n : 1), floor_y = top + ph + 9;
+    double slot = pw / (double)(r->n ? r->n : 1), floor_y = top + ph + 10;
     fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#8893a0\"/>\n", PLOT_L, W - 8, top + ph,
             top + ph);
     fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" font-size=\"10\" fill=\"#8893a0\" text-anchor=\"end\">exact</text>\n",
