@@ -296,8 +296,9 @@ static void error_chart(FILE *f, const report *r, const report_totals *tot, code
     if (isfinite(tot->rel_rmse) && tot->rel_rmse > 0) {
         double y = ERR_Y(log10(tot->rel_rmse));
         fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62d20\" stroke-dasharray=\"5 4\"/>"
-                   "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11.5\" fill=\"#d62d20\" text-anchor=\"end\">model %.2e</text>\n",
-                PLOT_L, W - 8, y, y, W - 10, y - 6, tot->rel_rmse);
+                   "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11.5\" fill=\"#d62d20\" stroke=\"#fff\" stroke-width=\"3\" "
+                   "paint-order=\"stroke\">model %.2e</text>\n",
+                PLOT_L, W - 8, y, y, PLOT_L + 6, y - 6, tot->rel_rmse);
     }
 #undef ERR_Y
     fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11.5\" fill=\"#5b6878\" text-anchor=\"middle\">tensors in file order "
