@@ -259,6 +259,13 @@ int cmd_compress(int argc, char **argv)
     r.source = strdup(a.in);
     r.output = strdup(a.out);
     r.spec = strdup(hc_compressor_spec(comp));
+    if (!r.source || !r.output || !r.spec) {
+        fprintf(stderr, "hypercomp compress: out of memory\n");
+        report_free(&r);
+        hc_safetensors_close(st);
+        hc_compressor_free(comp);
+        return CLI_FAILED;
+    }
     struct stat sb;
     if (stat(a.in, &sb) == 0)
         r.source_bytes = (uint64_t)sb.st_size;
