@@ -5,9 +5,13 @@
 
 #include "codec.h"
 #include "scalar/scalar.h"
+#include "hyper.h"
 
 static const hci_codec *const codecs[] = {
     &hci_codec_f32, &hci_codec_fp16, &hci_codec_bf16,
+    &hci_codec_hyper_poly,
+    &hci_codec_hyper_fourier,
+    &hci_codec_hyper_ergodic,
 };
 
 static const struct {
@@ -15,6 +19,7 @@ static const struct {
     hci_spec_ctor ctor;
 } spec_names[] = {
     { "f32", hci_scalar_from_spec },  { "fp16", hci_scalar_from_spec }, { "bf16", hci_scalar_from_spec },
+    { "hyper", hci_hyper_from_spec },
 };
 
 const hci_codec *hci_codec_by_id(uint32_t id)

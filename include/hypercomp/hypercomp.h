@@ -11,5 +11,7 @@
 #include "hypercomp/scalar.h"
 #include "hypercomp/io.h"
 #include "hypercomp/archive.h"
+#include "hypercomp/trajectory.h"
+#include "hypercomp/hyper.h"
 
 #endif
