@@ -12,7 +12,7 @@ if [ ! -f "$B/build.ninja" ]; then
     CC=clang meson setup "$B" "$SRC" -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false \
         -Dc_args=-fsanitize=fuzzer-no-link >/dev/null
 fi
-ninja -C "$B" >/dev/null
+ninja -C "$B" >"$B/fuzz-build.log" 2>&1 || { cat "$B/fuzz-build.log"; echo "run.sh: build failed" >&2; exit 1; }
 C=$B/fuzz-corpus
 mkdir -p "$C" "$B/fuzz-artifacts"
 "$B/tests/fuzz/make_seeds" "$SRC/tests/data/ppocr-rec-subset.safetensors" "$C/seeds"
