@@ -45,6 +45,10 @@ static const char compress_help[] =
     "\n"
     "example:\n"
     "  hypercomp compress model.safetensors -o model.hcz --codec nf4 --keep '*norm*' --report report.html\n"
+    "then:\n"
+    "  hypercomp info model.hcz                                  what is inside, checksums verified\n"
+    "  hypercomp eval model.hcz --original model.safetensors     the error of every tensor\n"
+    "  hypercomp decompress model.hcz -o decoded.safetensors     the weights back\n"
     "\n"
     "exit codes: 0 success, 1 an error (message on stderr), 2 bad command line,\n"
     "            3 a quality gate was not met (pipeline runs)\n";
