@@ -153,6 +153,49 @@ expect_fail "decompress of a corrupted container fails" 1 "checksum mismatch" de
 [ ! -e "$TMP/x.st" ]
 check $? "a failed decompress leaves no output file"
 
+# 9. a container from a newer build (a codec id this build lacks): info lists it and warns,
+#    decompress refuses it. Python rewrites the id and every checksum (CRC-32C, doc/format.md).
+"$PY" - "$TMP/m.hcz" "$TMP/newer.hcz" >"$TMP/err" 2>&1 <<'EOF'
+import struct, sys
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+buf = bytearray(open(sys.argv[1], "rb").read())
+dir_off, dir_len = struct.unpack_from("<QQ", buf, 24)
+ntens, nmeta = struct.unpack_from("<II", buf, 40)
+o = dir_off
+for _ in range(nmeta):
+    o += struct.unpack_from("<I", buf, o)[0]
+for _ in range(ntens):
+    codec, dtype, ndim = struct.unpack_from("<HBB", buf, o + 4)
+    if codec == 2:   # the first fp16 tensor becomes codec 4000
+        plen, = struct.unpack_from("<I", buf, o + 12)
+        poff, loff, llen = struct.unpack_from("<QQQ", buf, o + 16)
+        shape = bytes(buf[o + 96:o + 96 + 8 * ndim])
+        head = b"HCT1" + struct.pack("<HHBBHIQ", 1, 4000, dtype, ndim, 0, plen, llen) + shape
+        struct.pack_into("<H", buf, o + 4, 4000)
+        crc = crc32c(buf[loff:loff + llen], crc32c(buf[poff:poff + plen], crc32c(head)))
+        struct.pack_into("<I", buf, o + 40, crc)
+        break
+    o += struct.unpack_from("<I", buf, o)[0]
+else:
+    sys.exit("no fp16 tensor")
+struct.pack_into("<I", buf, 52, crc32c(buf[dir_off:dir_off + dir_len]))
+struct.pack_into("<I", buf, 60, crc32c(buf[:60]))
+open(sys.argv[2], "wb").write(buf)
+EOF
+check $? "a container with a codec id from the future can be made"
+"$HC" info "$TMP/newer.hcz" >"$TMP/out" 2>"$TMP/err"
+[ $? -eq 0 ] && grep -q "codec#4000" "$TMP/out" && grep -q "uses codec id 4000, which this library does not know" "$TMP/err" &&
+    [ "$(grep -c 'codec id 4000' "$TMP/err")" -eq 1 ] &&
+    grep -q "^checksums 12 of 12 tensors verified; 1 use a codec this build lacks" "$TMP/out"
+check $? "info lists a tensor of an unknown codec, verifies its checksum and warns once"
+expect_fail "decompress refuses a codec it cannot decode" 1 "codec id 4000" decompress "$TMP/newer.hcz" -o "$TMP/x.st" -q
+
 for c in compress decompress info; do
     "$HC" $c --help >"$TMP/out" 2>"$TMP/err"
     [ $? -eq 0 ] && grep -q "^usage: hypercomp $c" "$TMP/out" && grep -q "exit codes" "$TMP/out"
