@@ -10,6 +10,9 @@
 
 static const hci_codec *const codecs[] = {
     &hci_codec_f32, &hci_codec_fp16, &hci_codec_bf16,
+    &hci_codec_int8,
+    &hci_codec_nf4,
+    &hci_codec_ternary,
     &hci_codec_hyper_poly,
     &hci_codec_hyper_fourier,
     &hci_codec_hyper_ergodic,
@@ -21,6 +24,9 @@ static const struct {
     hci_spec_ctor ctor;
 } spec_names[] = {
     { "f32", hci_scalar_from_spec },  { "fp16", hci_scalar_from_spec }, { "bf16", hci_scalar_from_spec },
+    { "int8", hci_scalar_from_spec },
+    { "nf4", hci_scalar_from_spec },
+    { "ternary", hci_scalar_from_spec },
     { "hyper", hci_hyper_from_spec },
 };
 

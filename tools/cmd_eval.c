@@ -111,13 +111,18 @@ static void print_row(const char *name, const char *shape, uint64_t n, double bp
 
 typedef struct eval_run {
     const char *cmd, *path;
+    const char *spec;       /* the codec spec, or the one a container records */
     uint64_t min_size;
     int json;
     hc_compressor *c;
-    hc_safetensors *st;
+    hc_safetensors *st;     /* the file compressed here, or a container's original */
+    hc_archive *ar;         /* a container to measure against st, or NULL */
     json_object *tensors, *skipped;
     eval_totals t;
 } eval_run;
+
+static int account(eval_run *r, const char *name, const char *dtype, uint32_t ndim, const int64_t *shape, int64_t n,
+                   const hc_tensor_view *vp, hc_ctensor *ct, hc_stats *sp, int rc);
 
 /* Evaluates tensor i: skipped (recorded), compressed and measured, or a failure to report. */
 static int eval_tensor(eval_run *r, size_t i)
@@ -152,6 +157,15 @@ static int eval_tensor(eval_run *r, size_t i)
     hc_stats s = HC_STATS_INIT;
     if (rc == HC_OK)
         rc = hc_ctensor_stats(&s, ct);
+    return account(r, name, dtype, ndim, shape, n, &v, ct, &s, rc);
+}
+
+/* Adds one measured tensor to the totals and prints or records it; frees ct. */
+static int account(eval_run *r, const char *name, const char *dtype, uint32_t ndim, const int64_t *shape, int64_t n,
+                   const hc_tensor_view *vp, hc_ctensor *ct, hc_stats *sp, int rc)
+{
+    hc_tensor_view v = *vp;
+    hc_stats s = *sp;
     double ref_sq = rc == HC_OK ? cli_sum_squares(&v, n) : 0, err_sq = 0;
     if (rc == HC_OK)
         rc = error_energy(&err_sq, ct, &s, ref_sq, n);
@@ -179,6 +193,48 @@ static int eval_tensor(eval_run *r, size_t i)
     return CLI_OK;
 }
 
+/* Measures tensor i of a container against the same-named tensor of the original file. */
+static int eval_archive_tensor(eval_run *r, size_t i)
+{
+    const char *name = hc_archive_name(r->ar, i);
+    hc_archive_entry e = HC_ARCHIVE_ENTRY_INIT;
+    hc_archive_entry_get(&e, r->ar, i);
+    const char *dtype = hc_dtype_name(e.orig_dtype);
+    if ((uint64_t)e.numel < r->min_size) {
+        r->t.n_small++;
+        r->t.skipped_values += (uint64_t)e.numel;
+        if (r->json && add_skipped(r->skipped, name, dtype, e.ndim, e.shape, e.numel, "fewer values than --min-size"))
+            return cli_error(CLI_FAILED, r->cmd, "out of memory building the JSON output");
+        return CLI_OK;
+    }
+    size_t k;
+    if (hc_safetensors_find(&k, r->st, name) != HC_OK)
+        return cli_error(CLI_FAILED, r->cmd, "%s: tensor '%s' is not in the original file", r->path, name);
+    hc_tensor_view v = HC_TENSOR_VIEW_INIT;
+    int rc = hc_safetensors_tensor(&v, r->st, k);
+    hc_ctensor *ct = NULL;
+    if (rc == HC_OK)
+        rc = hc_archive_tensor(&ct, r->ar, i);
+    if (rc == HC_OK)
+        rc = hc_ctensor_set_threads(ct, 0);
+    hc_stats s = HC_STATS_INIT;
+    if (rc == HC_OK)   /* checks that the shapes agree */
+        rc = hc_ctensor_measure(&s, ct, &v);
+    return account(r, name, dtype, e.ndim, e.shape, e.numel, &v, ct, &s, rc);
+}
+
+/* Reads the first bytes of path to tell a container from a safetensors file. */
+static int is_container(const char *path)
+{
+    unsigned char magic[8] = { 0 };
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t got = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    return got == sizeof magic && memcmp(magic, "\x89HCZ\r\n\x1a\n", 8) == 0;
+}
+
 static int report(eval_run *r)
 {
     const eval_totals *t = &r->t;
@@ -199,7 +255,7 @@ static int report(eval_run *r)
         return CLI_OK;
     }
     json_object *root = json_object_new_object();
-    int bad = !root || cli_json_add_string(root, "codec", hc_compressor_spec(r->c)) ||
+    int bad = !root || cli_json_add_string(root, "codec", r->spec) ||
               cli_json_add_string(root, "file", r->path) || cli_json_add_int(root, "min_size", (int64_t)r->min_size) ||
               cli_json_add_int(root, "n_tensors", (int64_t)t->n_tensors) ||
               cli_json_add_int(root, "n_values", (int64_t)t->n_values) || cli_json_add_int(root, "bits", (int64_t)t->bits) ||
@@ -216,6 +272,48 @@ static int report(eval_run *r)
     return rc;
 }
 
+/* `hypercomp eval FILE.hcz --original FILE.safetensors`: every stored tensor against its original. */
+static int eval_container(eval_run *r, const char *original, const char *codec)
+{
+    if (codec)
+        return cli_error(CLI_USAGE, r->cmd, "--codec does not apply to a container: '%s' is already compressed", r->path);
+    if (!original)
+        return cli_error(CLI_USAGE, r->cmd, "'%s' is a container: give the file it was made from with --original FILE",
+                         r->path);
+    int rc = hc_archive_open(&r->ar, r->path, 0);
+    if (rc == HC_OK)
+        rc = hc_safetensors_open(&r->st, original);
+    if (rc != HC_OK) {
+        rc = cli_lib_error(r->cmd, rc);
+        goto out;
+    }
+    r->spec = hc_archive_metadata(r->ar, "hypercomp.codec");
+    if (!r->spec)
+        r->spec = "(container)";
+    r->tensors = json_object_new_array();
+    r->skipped = json_object_new_array();
+    if (!r->tensors || !r->skipped) {
+        rc = cli_error(CLI_FAILED, r->cmd, "out of memory");
+        goto out;
+    }
+    if (!r->json) {
+        printf("%s: %zu tensors, codec %s, measured against %s\n\n", r->path, hc_archive_count(r->ar), r->spec,
+               original);
+        cli_table_header(stdout, columns, N_COLUMNS);
+    }
+    rc = CLI_OK;
+    for (size_t i = 0; rc == CLI_OK && i < hc_archive_count(r->ar); i++)
+        rc = eval_archive_tensor(r, i);
+    if (rc == CLI_OK)
+        rc = report(r);
+out:
+    json_object_put(r->tensors);
+    json_object_put(r->skipped);
+    hc_safetensors_close(r->st);
+    hc_archive_close(r->ar);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     /* `--pipeline` runs stages instead of one codec (eval_pipeline.c) */
@@ -226,13 +324,14 @@ int cmd_eval(int argc, char **argv)
     memset(&r, 0, sizeof r);
     r.cmd = "eval";
     r.min_size = EVAL_DEFAULT_MIN_SIZE;
-    const char *codec = NULL;
+    const char *codec = NULL, *original = NULL;
     uint32_t threads = THREADS_UNSET;
     const cli_option opts[] = {
         { "codec", CLI_OPT_STRING, &codec, "SPEC", "codec spec: fp16, bf16, int8:clip=99.99, nf4, ternary, ..." },
         { "min-size", CLI_OPT_U64, &r.min_size, "N", "compress tensors of at least N values (default 4096)" },
         { "threads", CLI_OPT_U32, &threads, "N", "threads per compression; 0 means every CPU (default: the spec's)" },
         { "json", CLI_OPT_FLAG, &r.json, NULL, "print one JSON object instead of the table" },
+        { "original", CLI_OPT_STRING, &original, "FILE", "with a .hcz FILE: the safetensors file it was made from" },
         { NULL, CLI_OPT_FLAG, NULL, NULL, NULL },
     };
     cli_args a;
@@ -240,25 +339,32 @@ int cmd_eval(int argc, char **argv)
     if (rc != CLI_OK)
         return rc;
     if (a.help) {
-        cli_print_help(stdout, "hypercomp eval FILE.safetensors --codec SPEC [--min-size N] [--threads N] [--json]",
+        cli_print_help(stdout, "hypercomp eval FILE.safetensors --codec SPEC [--min-size N] [--threads N] [--json]\n"
+                               "       hypercomp eval FILE.hcz --original FILE.safetensors [--min-size N] [--json]",
                        "Compresses every F32/F16/BF16 tensor of at least N values with one codec and reports bits per\n"
                        "weight and the error per tensor and in total (rel_rmse = sqrt(sum ||W-W'||^2 / sum ||W||^2);\n"
                        "bpw counts every bit of the serialised form). Other tensors are counted as skipped.\n"
-                       "With --pipeline refine|escalate --stage SPEC ... it runs a pipeline of stages instead\n"
-                       "(`hypercomp eval --pipeline refine --help` describes it).",
+                       "Given a .hcz container and --original, measures the stored tensors against the original\n"
+                       "instead of compressing anything. With --pipeline refine|escalate --stage SPEC ... it runs a\n"
+                       "pipeline of stages instead (`hypercomp eval --pipeline refine --help` describes it).",
                        opts);
         return CLI_OK;
     }
     if (a.n_positional != 1)
         return cli_error(CLI_USAGE, r.cmd, "needs exactly one FILE.safetensors, got %d (see `hypercomp eval --help`)",
                          a.n_positional);
+    r.path = a.positional[0];
+    if (is_container(r.path))
+        return eval_container(&r, original, codec);
+    if (original)
+        return cli_error(CLI_USAGE, r.cmd, "--original applies to a .hcz container; '%s' is not one", r.path);
     if (!codec)
         return cli_error(CLI_USAGE, r.cmd, "--codec SPEC is required (for example fp16, bf16, int8, nf4, ternary)");
-    r.path = a.positional[0];
 
     rc = hc_compressor_from_spec(&r.c, codec);
     if (rc != HC_OK)
         return cli_error(CLI_USAGE, r.cmd, "bad --codec '%s': %s", codec, hc_last_error());
+    r.spec = hc_compressor_spec(r.c);
     if (threads != THREADS_UNSET && (rc = hc_compressor_set_threads(r.c, threads)) != HC_OK) {
         rc = cli_error(CLI_USAGE, r.cmd, "bad --threads %" PRIu32 ": %s", threads, hc_last_error());
         goto out;

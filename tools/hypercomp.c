@@ -3,11 +3,15 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_archive.h"
 #include "cmd_bench.h"
 #include "cmd_eval.h"
 #include "hypercomp/hypercomp.h"
 
 static const cli_command commands[] = {
+    { "compress", "compress a safetensors file into a .hcz container (with an HTML report)", cmd_compress },
+    { "decompress", "decode a .hcz container back into a safetensors file", cmd_decompress },
+    { "info", "list the tensors, codecs, sizes and errors stored in a .hcz container", cmd_info },
     { "bench", "benchmark a codec on a synthetic matrix against BLAS sgemv", cmd_bench },
     { "eval", "compress every tensor of a safetensors file and report bpw and error", cmd_eval },
     { NULL, NULL, NULL },

@@ -10,6 +10,7 @@
 #include "hypercomp/grokfast.h"
 #include "hypercomp/scalar.h"
 #include "hypercomp/io.h"
+#include "hypercomp/archive.h"
 #include "hypercomp/trajectory.h"
 #include "hypercomp/hyper.h"
 #include "hypercomp/pipeline.h"

@@ -25,7 +25,8 @@ typedef enum hc_scalar_kind {
 typedef struct hc_scalar_options {
     uint32_t struct_size;       /**< sizeof(hc_scalar_options) as the caller was compiled. */
     hc_scalar_kind kind;        /**< The codec. */
-    float clip_percentile;      /**< INT8: percentile of |w| per row used as the clip (0 < p <= 100; 100 is absmax). */
+    float clip_percentile;      /**< INT8: percentile of |w| per row used as the clip (0 < p <= 100; 100 is absmax),
+                                     by linear interpolation between order statistics (doc/codecs.md). */
     uint32_t block_size;        /**< NF4: values per absmax block (default 64). */
     uint32_t scale_block_size;  /**< NF4: absmaxes per double-quantisation block (default 256). */
     uint32_t threads;           /**< Threads for compression; 0 means all online CPUs. */

@@ -1,11 +1,12 @@
 /* F32, FP16 and BF16: one element each, little-endian, no parameters. FP16 and BF16 round to
- * nearest even; values beyond the FP16 range become infinities, which the error statistics show. */
+ * nearest even; values beyond the FP16 range become infinities, which the error statistics show.
+ * Decoding and matvec run the kernels of float_kernels.c. */
 #include <string.h>
 
 #include "common/alloc.h"
-#include "common/bytes.h"
 #include "common/error.h"
 #include "common/half.h"
+#include "scalar/kernels.h"
 #include "scalar/scalar.h"
 
 static size_t element_bytes(const hc_ctensor *ct)
@@ -41,32 +42,23 @@ static int float_attach(hc_ctensor *ct)
     return HC_OK;
 }
 
-static float element(const hc_ctensor *ct, int64_t i)
+static const hci_float_kernels *kernels(const hc_ctensor *ct)
 {
-    const uint8_t *p = ct->payload;
-    switch (ct->codec->id) {
-    case HC_CODEC_F32: return hci_get_f32(p + 4 * i);
-    case HC_CODEC_FP16: return hci_f16_to_f32(hci_get_u16(p + 2 * i));
-    default: return hci_bf16_to_f32(hci_get_u16(p + 2 * i));
-    }
+    return hci_float_kernels_for(ct->codec->id, hci_cpu_isa());
 }
 
 static int float_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out)
 {
-    for (int64_t i = 0; i < count; i++)
-        out[i] = element(ct, first + i);
+    kernels(ct)->decode(out, ct->payload + (size_t)first * element_bytes(ct), count);
     return HC_OK;
 }
 
 static int float_matvec(const hc_ctensor *ct, const float *x, float *y, int64_t row0, int64_t row1)
 {
-    int64_t cols = ct->cols;
-    for (int64_t r = row0; r < row1; r++) {
-        float acc = 0.0f;
-        for (int64_t c = 0; c < cols; c++)
-            acc += element(ct, r * cols + c) * x[c];
-        y[r] = acc;
-    }
+    const hci_float_kernels *k = kernels(ct);
+    size_t row_bytes = (size_t)ct->cols * element_bytes(ct);
+    for (int64_t r = row0; r < row1; r++)
+        y[r] = k->dot(ct->payload + (size_t)r * row_bytes, x, ct->cols);
     return HC_OK;
 }
 
