@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/error.h"
@@ -739,6 +740,72 @@ START_TEST(callback_cancels_without_a_half_result)
 }
 END_TEST
 
+/* ---- the sink seam: a container writer ---- */
+
+START_TEST(model_streams_into_a_container_and_a_cancel_leaves_no_file)
+{
+    char dir[] = "/tmp/hc-pipeline-XXXXXX", path[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/model.hcz", dir);
+    float *data[4];
+    hc_model *m;
+    ck_assert_ok(hc_model_new(&m));
+    for (int i = 0; i < 4; i++) {
+        data[i] = test_laplace(100 + i, 24 * 40, 0.1);
+        char name[16];
+        snprintf(name, sizeof name, "blk.%d.w", i);
+        hc_tensor_view v = test_view2(name, data[i], 24, 40);
+        ck_assert_ok(hc_model_add(m, &v));
+    }
+    hc_pipeline_options o = HC_PIPELINE_OPTIONS_INIT;
+    o.threads = 2;
+    o.min_db_per_bit = 0;
+    hc_pipeline *p;
+    ck_assert_ok(hc_pipeline_new(&p, &o));
+    add(p, "bf16", NULL);
+    add(p, "bf16", NULL);
+    sink_rec ref = { 0 };
+    ck_assert_ok(hc_pipeline_compress_model(p, m, sink_cb, &ref));
+    hc_archive_writer *w;
+    ck_assert_ok(hc_archive_writer_new(&w, path));
+    ck_assert_ok(hc_pipeline_compress_model(p, m, hc_archive_writer_sink, w));
+    ck_assert_ok(hc_archive_writer_finish(w));
+    hc_archive_writer_free(w);
+    /* the container holds exactly what the pipeline delivered, residual tensors included */
+    hc_archive *a;
+    ck_assert_ok(hc_archive_open(&a, path, 0));
+    ck_assert_uint_eq(hc_archive_count(a), 4);
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_str_eq(hc_archive_name(a, i), ref.name[i]);
+        hc_ctensor *ct;
+        ck_assert_ok(hc_archive_tensor(&ct, a, i));
+        ck_assert_uint_eq(hc_ctensor_codec_id(ct), HC_CODEC_RESIDUAL);
+        ck_assert_uint_eq(hc_ctensor_serialized_size(ct), ref.size[i]);
+        uint8_t *b = malloc(ref.size[i]);
+        ck_assert_ok(hc_ctensor_serialize(ct, b, ref.size[i]));
+        ck_assert_int_eq(memcmp(b, ref.bytes[i], ref.size[i]), 0);
+        free(b);
+        hc_ctensor_free(ct);
+    }
+    hc_archive_close(a);
+    ck_assert_int_eq(unlink(path), 0);
+    /* cancelled half way: the writer is freed unfinished and no file appears */
+    record rec = { 0 };
+    rec.cancel_at = 4;
+    hc_pipeline_set_stage_callback(p, record_cb, &rec);
+    ck_assert_ok(hc_archive_writer_new(&w, path));
+    ck_assert_status(hc_pipeline_compress_model(p, m, hc_archive_writer_sink, w), HC_ECANCELLED, "cancelled");
+    hc_archive_writer_free(w);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert_int_eq(rmdir(dir), 0);
+    sink_free(&ref);
+    hc_pipeline_free(p);
+    hc_model_free(m);
+    for (int i = 0; i < 4; i++)
+        free(data[i]);
+}
+END_TEST
+
 /* ---- the residual codec ---- */
 
 static hc_ctensor *cascade_of(const float *w, int64_t rows, int64_t cols, int gains)
@@ -1188,6 +1255,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, rules_and_keeps_choose_per_tensor);
     tcase_add_test(tc, model_results_match_across_thread_counts);
     tcase_add_test(tc, callback_cancels_without_a_half_result);
+    tcase_add_test(tc, model_streams_into_a_container_and_a_cancel_leaves_no_file);
     tcase_add_test(tc, residual_round_trips_decodes_and_multiplies);
     tcase_add_test(tc, residual_rejects_hostile_payloads);
     tcase_add_test(tc, gain_refinement_approaches_the_exact_optimum);
