@@ -9,6 +9,7 @@
 #include "hypercomp/compressor.h"
 #include "hypercomp/grokfast.h"
 #include "hypercomp/scalar.h"
+#include "hypercomp/seedlm.h"
 #include "hypercomp/io.h"
 
 #endif
