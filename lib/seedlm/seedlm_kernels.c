@@ -250,16 +250,19 @@ static void matvec_portable(const mv_ctx *m, float *y, int64_t row0, int64_t row
 }
 
 #ifdef HCI_SEEDLM_X86
-/* Needs the table, P * M <= 32 and records of at most 57 bits. */
-static T512 void matvec512(const mv_ctx *m, float *y, int64_t row0, int64_t row1)
+/* One row range; with nv (vectors per window) a compile-time constant the window loop unrolls and
+ * the permutation indices stay in registers. Two blocks per step on separate accumulators so
+ * consecutive blocks do not wait on one FMA chain. */
+static inline __attribute__((always_inline)) T512 void matvec512_body(const mv_ctx *m, float *y, int64_t row0,
+                                                                     int64_t row1, uint32_t nv)
 {
     const hci_seedlm_cfg *c = &m->st->cfg;
     const uint32_t C = c->C, P = c->P, M = c->M, CP = C * P, B = m->st->bits;
-    const uint32_t nv = (CP + 15) / 16;
     const __mmask16 last = (__mmask16)(CP % 16 ? (1u << (CP % 16)) - 1 : 0xFFFFu);
     const uint64_t kmask = (1ull << c->K) - 1, emask = (1u << c->E) - 1;
     const int64_t per_row = m->cols / C;
-    __m512i idx[HCI_SEEDLM_MAX_C * HCI_SEEDLM_MAX_P / 16 + 1];
+    __m512i idx[HCI_SEEDLM_MAX_C * HCI_SEEDLM_MAX_P / 16];
+#pragma GCC unroll 8
     for (uint32_t v = 0; v < nv; v++) {
         int32_t t[16];
         for (int i = 0; i < 16; i++)
@@ -273,26 +276,50 @@ static T512 void matvec512(const mv_ctx *m, float *y, int64_t row0, int64_t row1
     const __m512i up = _mm512_set1_epi32((int32_t)(32 - M));
     const float *cyc = m->st->cyc;
     const uint32_t *pos = m->st->pos;
+#define SEEDLM_PART512(part)                                                                                  \
+    do {                                                                                                      \
+        uint64_t rec = record_word(m->payload, m->payload_len, bit);                                          \
+        const float *u = cyc + pos[rec & kmask];                                                              \
+        int32_t e = c->ebase + (int32_t)((rec >> c->K) & emask);                                              \
+        __m512i f = _mm512_set1_epi32((int32_t)(uint32_t)(rec >> (c->K + c->E)));                             \
+        f = _mm512_srav_epi32(_mm512_sllv_epi32(_mm512_srlv_epi32(f, shifts), up), up);                        \
+        __m512 tq = _mm512_mul_ps(_mm512_cvtepi32_ps(f), _mm512_set1_ps(pow2f(e)));                           \
+        _Pragma("GCC unroll 8") for (uint32_t v = 0; v < nv; v++)                                             \
+        {                                                                                                     \
+            __mmask16 k = v + 1 < nv ? (__mmask16)0xFFFFu : last;                                             \
+            __m512 prod = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, u + 16 * v),                                 \
+                                        _mm512_maskz_loadu_ps(k, xe + 16 * v));                               \
+            part = _mm512_fmadd_ps(prod, _mm512_permutexvar_ps(idx[v], tq), part);                            \
+        }                                                                                                     \
+        bit += B;                                                                                             \
+        xe += CP;                                                                                             \
+    } while (0)
     for (int64_t r = row0; r < row1; r++) {
-        __m512 acc = _mm512_setzero_ps();
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
         uint64_t bit = (uint64_t)(r * per_row) * B;
         const float *xe = m->xe;
-        for (int64_t j = 0; j < per_row; j++, bit += B, xe += CP) {
-            uint64_t rec = record_word(m->payload, m->payload_len, bit);
-            const float *u = cyc + pos[rec & kmask];
-            int32_t e = c->ebase + (int32_t)((rec >> c->K) & emask);
-            __m512i f = _mm512_set1_epi32((int32_t)(uint32_t)(rec >> (c->K + c->E)));
-            f = _mm512_srav_epi32(_mm512_sllv_epi32(_mm512_srlv_epi32(f, shifts), up), up);
-            __m512 tq = _mm512_mul_ps(_mm512_cvtepi32_ps(f), _mm512_set1_ps(pow2f(e)));
-            uint32_t v = 0;
-            for (; v + 1 < nv; v++) {
-                __m512 prod = _mm512_mul_ps(_mm512_loadu_ps(u + 16 * v), _mm512_loadu_ps(xe + 16 * v));
-                acc = _mm512_fmadd_ps(prod, _mm512_permutexvar_ps(idx[v], tq), acc);
-            }
-            __m512 prod = _mm512_mul_ps(_mm512_maskz_loadu_ps(last, u + 16 * v), _mm512_maskz_loadu_ps(last, xe + 16 * v));
-            acc = _mm512_fmadd_ps(prod, _mm512_permutexvar_ps(idx[v], tq), acc);
+        int64_t j = 0;
+        for (; j + 1 < per_row; j += 2) {
+            SEEDLM_PART512(acc0);
+            SEEDLM_PART512(acc1);
         }
-        y[r] = _mm512_reduce_add_ps(acc);
+        if (j < per_row)
+            SEEDLM_PART512(acc0);
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    }
+#undef SEEDLM_PART512
+}
+
+/* Needs the table, P * M <= 32 and records of at most 57 bits. */
+static T512 void matvec512(const mv_ctx *m, float *y, int64_t row0, int64_t row1)
+{
+    const uint32_t nv = (m->st->cfg.C * m->st->cfg.P + 15) / 16;
+    switch (nv) {
+    case 1: matvec512_body(m, y, row0, row1, 1); break;
+    case 2: matvec512_body(m, y, row0, row1, 2); break;
+    case 3: matvec512_body(m, y, row0, row1, 3); break;
+    case 4: matvec512_body(m, y, row0, row1, 4); break;
+    default: matvec512_body(m, y, row0, row1, nv); break;
     }
 }
 
