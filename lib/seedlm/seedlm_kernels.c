@@ -111,8 +111,8 @@ static inline __attribute__((always_inline)) T256 uint32_t screen256_body(const 
             __m256 w0 = _mm256_broadcast_ss(w);
             __m256 z0 = _mm256_mul_ps(_mm256_load_ps(q + p * L), w0);
             __m256 z1 = _mm256_mul_ps(_mm256_load_ps(q + p * L + 8), w0);
-            /* partly unrolled: a fully unrolled (12, 4) group is a basic block too large for
-             * valgrind's translator, and the loads, not the loop, bound this kernel */
+            /* partly unrolled: a fully unrolled group is a basic block too large for valgrind's
+             * translator (valgrind runs this path, as it hides AVX-512) */
 #pragma GCC unroll 4
             for (uint32_t c = 1; c < C; c++) {
                 __m256 wc = _mm256_broadcast_ss(w + c);
