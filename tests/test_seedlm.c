@@ -395,7 +395,8 @@ static void check_matvec(const char *spec, int64_t rows, int64_t cols)
 
 START_TEST(matvec_matches_decode_on_every_isa)
 {
-    check_matvec("seedlm:K=10", 37, 64);                 /* the 4-bit layout */
+    check_matvec("seedlm:4bit,seeds=300", 37, 64);      /* the 4-bit preset's own kernel */
+    check_matvec("seedlm:K=10", 37, 64);                 /* the 4-bit layout with K = 10 */
     check_matvec("seedlm:K=10,C=12,P=4", 20, 96);        /* the 3-bit layout, 36-bit records */
     check_matvec("seedlm:K=9,C=8,P=8,mant=4", 9, 32);   /* P * M = 32 */
     check_matvec("seedlm:K=9,C=8,P=8,mant=5", 9, 32);   /* P * M > 32: portable path */

@@ -312,6 +312,41 @@ static inline __attribute__((always_inline)) T512 void matvec512_body(const mv_c
 #undef SEEDLM_PART512
 }
 
+/* The 4-bit preset's layout, (C, P, K, E, M) = (8, 3, 16, 4, 4): each record is one aligned
+ * little-endian u32 (seed | code << 16 | q0 << 20 | q1 << 24 | q2 << 28), so the record is
+ * unpacked entirely in vector registers and the loop keeps everything in registers. */
+static T512 void matvec512_4bit(const mv_ctx *m, float *y, int64_t row0, int64_t row1)
+{
+    const int64_t per_row = m->cols / 8;
+    const __m512i idx0 = _mm512_setr_epi32(0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0);
+    const __m512i idx1 = _mm512_setr_epi32(1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1);
+    /* lane p moves mantissa p (bits 20 + 4p) to the top, then an arithmetic shift sign-extends */
+    const __m512i lift = _mm512_setr_epi32(8, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i bias = _mm512_set1_epi32(127 + m->st->cfg.ebase), fifteen = _mm512_set1_epi32(15);
+    const __mmask16 last = 0xFF;
+    const float *cyc = m->st->cyc;
+    const uint32_t *pos = m->st->pos;
+    for (int64_t r = row0; r < row1; r++) {
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        const uint8_t *rp = m->payload + (size_t)(r * per_row) * 4;
+        const float *xe = m->xe;
+        for (int64_t j = 0; j < per_row; j++, xe += 24) {
+            uint32_t rec;
+            memcpy(&rec, rp + 4 * j, 4);
+            const float *u = cyc + pos[rec & 0xFFFFu];
+            __m512i v = _mm512_set1_epi32((int32_t)rec);
+            __m512 q = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_sllv_epi32(v, lift), 28));
+            __m512i ebits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(v, 16), fifteen), bias), 23);
+            __m512 tq = _mm512_mul_ps(q, _mm512_castsi512_ps(ebits));
+            __m512 p0 = _mm512_mul_ps(_mm512_loadu_ps(u), _mm512_loadu_ps(xe));
+            __m512 p1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(last, u + 16), _mm512_maskz_loadu_ps(last, xe + 16));
+            acc0 = _mm512_fmadd_ps(p0, _mm512_permutexvar_ps(idx0, tq), acc0);
+            acc1 = _mm512_fmadd_ps(p1, _mm512_permutexvar_ps(idx1, tq), acc1);
+        }
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    }
+}
+
 /* Needs the table, P * M <= 32 and records of at most 57 bits. */
 static T512 void matvec512(const mv_ctx *m, float *y, int64_t row0, int64_t row1)
 {
@@ -402,7 +437,10 @@ int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, i
     int fast = st->cyc && P * st->cfg.M <= 32 && st->bits <= 57;
 #ifdef HCI_SEEDLM_X86
     hci_isa isa = fast ? hci_cpu_isa() : HCI_ISA_PORTABLE;
-    if (isa == HCI_ISA_AVX512)
+    const hci_seedlm_cfg *c = &st->cfg;
+    if (isa == HCI_ISA_AVX512 && c->C == 8 && P == 3 && c->K == 16 && c->E == 4 && c->M == 4)
+        matvec512_4bit(&m, y, row0, row1);
+    else if (isa == HCI_ISA_AVX512)
         matvec512(&m, y, row0, row1);
     else if (isa == HCI_ISA_AVX2 && P <= 8)
         matvec256(&m, y, row0, row1);
