@@ -266,6 +266,38 @@ START_TEST(search_is_the_same_on_every_isa_and_thread_count)
 }
 END_TEST
 
+START_TEST(tiles_and_threads_split_large_tensors_without_seams)
+{
+    /* 8750 blocks: more than one search tile (8192 blocks) per thread */
+    const int64_t rows = 70, cols = 1000;
+    float *w = test_gauss(23, rows * cols, 0.3);
+    hc_ctensor *a = compress2("seedlm:K=8,threads=1", w, rows, cols), *b = compress2("seedlm:K=8,threads=2", w, rows, cols);
+    size_t na, nb;
+    uint8_t *sa = serialise(a, &na), *sb = serialise(b, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert(memcmp(sa, sb, na) == 0);
+    ref_cfg c;
+    params_of(&c, sa, 2);
+    const int64_t check[] = { 0, 4374, 4375, 4376, 8190, 8191, 8192, 8193, 8749 };
+    for (size_t k = 0; k < sizeof check / sizeof check[0]; k++) {
+        double wb[8];
+        for (int i = 0; i < 8; i++)
+            wb[i] = w[check[k] * 8 + i];
+        ref_block want, got;
+        brute_block(&want, wb, &c);
+        record_at(&got, sa + 52, &c, check[k]);
+        ck_assert_msg(got.seed == want.seed && got.ecode == want.ecode, "block %lld", (long long)check[k]);
+        for (int p = 0; p < 3; p++)
+            ck_assert_int_eq(got.q[p], want.q[p]);
+    }
+    free(sa);
+    free(sb);
+    hc_ctensor_free(a);
+    hc_ctensor_free(b);
+    free(w);
+}
+END_TEST
+
 START_TEST(tiny_tensor_bytes)
 {
     /* 1 x 6 values, C=4, P=2, K=8, 3-bit mantissas, 2-bit exponent: two records of 8+2+6 = 16
@@ -624,6 +656,7 @@ int main(void)
     } else {
         tcase_add_test(tc, search_agrees_exactly_with_brute_force);
         tcase_add_test(tc, search_is_the_same_on_every_isa_and_thread_count);
+        tcase_add_test(tc, tiles_and_threads_split_large_tensors_without_seams);
         tcase_add_test(tc, tiny_tensor_bytes);
         tcase_add_test(tc, spec_presets_and_options);
         tcase_add_test(tc, matvec_matches_decode_on_every_isa);
