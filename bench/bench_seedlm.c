@@ -95,21 +95,26 @@ static json_object *bench_search(int64_t nblocks, int64_t naive_blocks)
     json_object_object_add(o, "blocks", json_object_new_int64(nblocks));
     uint8_t *records = NULL;
     int32_t ebase = 0;
+    /* best of three runs: the machine may be shared, and preemption only ever adds time */
     for (uint32_t t = 1; t <= 2; t++) {
-        hc_ctensor *ct = compress("seedlm:4bit", w, 2, shape, t);
-        hc_stats s = stats_of(ct);
+        double best = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            hc_ctensor *ct = compress("seedlm:4bit", w, 2, shape, t);
+            hc_stats s = stats_of(ct);
+            best = s.seconds < best ? s.seconds : best;
+            if (!records) {
+                size_t n = hc_ctensor_serialized_size(ct);
+                records = malloc(n);
+                hc_ctensor_serialize(ct, records, n);
+                ebase = (int16_t)hci_get_u16(records + 40 + 6);
+            }
+            hc_ctensor_free(ct);
+        }
         char key[32];
         snprintf(key, sizeof key, "threads%u_blocks_per_s", t);
-        json_object_object_add(o, key, json_object_new_double((double)nblocks / s.seconds));
+        json_object_object_add(o, key, json_object_new_double((double)nblocks / best));
         snprintf(key, sizeof key, "threads%u_seconds", t);
-        json_object_object_add(o, key, json_object_new_double(s.seconds));
-        if (t == 1) {
-            size_t n = hc_ctensor_serialized_size(ct);
-            records = malloc(n);
-            hc_ctensor_serialize(ct, records, n);
-            ebase = (int16_t)hci_get_u16(records + 40 + 6);
-        }
-        hc_ctensor_free(ct);
+        json_object_object_add(o, key, json_object_new_double(best));
     }
     /* The paper's loop on a sample of the same blocks: per seed regenerate U, solve, quantise, measure. */
     hci_seedlm_cfg c = { 8, 3, 16, 4, 4, ebase, 65535 };
@@ -353,8 +358,8 @@ int main(int argc, char **argv)
     }
     json_object_object_add(root, "loadavg_at_start", json_object_new_string(load));
     json_object_object_add(root, "isa", json_object_new_string(hci_isa_name(hci_cpu_isa())));
-    json_object_object_add(root, "search", bench_search(quick ? 2048 : 32768, quick ? 4 : 32));
-    json_object_object_add(root, "matvec", bench_matvec(quick ? 1024 : 4096, quick ? 3 : 10));
+    json_object_object_add(root, "search", bench_search(quick ? 2048 : 16384, quick ? 4 : 32));
+    json_object_object_add(root, "matvec", bench_matvec(quick ? 1024 : 4096, quick ? 3 : 30));
     json_object_object_add(root, "gaussian", bench_gaussian(quick ? 49152 : 786432));
     if (ppocr) {
         json_object *q = bench_safetensors(ppocr);

@@ -28,9 +28,9 @@ HC_BEGIN_DECLS
 /** @brief Largest supported LFSR length K. */
 #define HC_LFSR_MAX_BITS 32
 
-/** @brief #HC_LFSR_MIN_BITS as a function, for FFI users. */
+/** @brief #HC_LFSR_MIN_BITS as a function, for FFI users. @return 8. */
 HC_API uint32_t hc_lfsr_min_bits(void);
-/** @brief #HC_LFSR_MAX_BITS as a function, for FFI users. */
+/** @brief #HC_LFSR_MAX_BITS as a function, for FFI users. @return 32. */
 HC_API uint32_t hc_lfsr_max_bits(void);
 
 /**
