@@ -32,7 +32,7 @@ uint32_t hci_seedlm_screen_portable(const float *qsoa, uint32_t g0, uint32_t ngr
             float z[L] = { 0 };
             for (uint32_t c = 0; c < C; c++)
                 for (int l = 0; l < L; l++)
-                    z[l] += q[(c * P + p) * L + l] * w[c];
+                    z[l] += q[(size_t)(c * P + p) * L + (size_t)l] * w[c];
             for (int l = 0; l < L; l++)
                 res[l] -= z[l] * z[l];
         }
