@@ -178,9 +178,8 @@ static void params_of(ref_cfg *c, const uint8_t *ser, uint32_t ndim)
     c->nseeds = hci_get_u32(p + 8);
 }
 
-static void check_against_brute_force(const char *spec, int64_t rows, int64_t cols, uint64_t seed)
+static void check_data_against_brute_force(const char *spec, const float *w, int64_t rows, int64_t cols)
 {
-    float *w = test_gauss(seed, (size_t)(rows * cols), 0.05);
     hc_ctensor *ct = compress2(spec, w, rows, cols);
     size_t n;
     uint8_t *ser = serialise(ct, &n);
@@ -212,6 +211,12 @@ static void check_against_brute_force(const char *spec, int64_t rows, int64_t co
     }
     hc_ctensor_free(ct);
     free(ser);
+}
+
+static void check_against_brute_force(const char *spec, int64_t rows, int64_t cols, uint64_t seed)
+{
+    float *w = test_gauss(seed, (size_t)(rows * cols), 0.05);
+    check_data_against_brute_force(spec, w, rows, cols);
     free(w);
 }
 
@@ -221,6 +226,25 @@ START_TEST(search_agrees_exactly_with_brute_force)
     check_against_brute_force("seedlm:K=10,C=12,P=4", 6, 50, 12);
     check_against_brute_force("seedlm:K=9,C=5,P=2,mant=3,exp=2", 7, 9, 13);
     check_against_brute_force("seedlm:K=12,seeds=700,C=16,P=6,mant=5,exp=3", 4, 32, 14);
+}
+END_TEST
+
+START_TEST(blocks_below_the_exponent_range_tie_and_agree_with_brute_force)
+{
+    /* One loud block sets the exponent range; the quiet ones sit 2^-8 .. 2^-24 below it, where
+     * most or all seeds round every mantissa to zero and tie with the zero reconstruction. */
+    float *w = test_gauss(15, 8 * 40, 1.0);
+    for (int b = 1; b < 40; b++)
+        for (int i = 0; i < 8; i++)
+            w[b * 8 + i] = ldexpf(w[b * 8 + i], -8 - (b % 17));
+    const char *isas[] = { "portable", "avx2", "avx512" };
+    for (int i = 0; i < 3; i++) {
+        setenv("HYPERCOMP_ISA", isas[i], 1);
+        check_data_against_brute_force("seedlm:K=10", w, 4, 80);
+        check_data_against_brute_force("seedlm:K=9,exp=2", w, 4, 80);
+    }
+    unsetenv("HYPERCOMP_ISA");
+    free(w);
 }
 END_TEST
 
@@ -655,6 +679,7 @@ int main(void)
         tcase_add_test(tc, published_gaussian_quality);
     } else {
         tcase_add_test(tc, search_agrees_exactly_with_brute_force);
+        tcase_add_test(tc, blocks_below_the_exponent_range_tie_and_agree_with_brute_force);
         tcase_add_test(tc, search_is_the_same_on_every_isa_and_thread_count);
         tcase_add_test(tc, tiles_and_threads_split_large_tensors_without_seams);
         tcase_add_test(tc, tiny_tensor_bytes);

@@ -73,15 +73,17 @@ int hci_seedlm_search(uint8_t *payload, const float *w, int64_t numel, const hci
 void hci_seedlm_search_naive(hci_seedlm_block *out, const float *w, const hci_seedlm_cfg *c);
 
 /* Screening kernel: for groups [g0, ngroups) of HCI_SEEDLM_LANES seeds whose orthonormal bases
- * are qsoa[g][c * P + p][lane], the least-squares residual |w|^2 - |Q^T w|^2 of each seed; returns
- * the first group with a lane whose residual is <= thresh, with that lane mask in *mask and the
- * group's 16 residuals in bounds; or ngroups. */
+ * are qsoa[g][c * P + p][lane], the least-squares residual |w|^2 - |Q^T w|^2 of each seed. A lane
+ * passes when its residual is <= thresh and rho2[lane] * (|Q^T w|^2 + slack) >= tau, where rho2
+ * bounds |t|^2 / |Q^T w|^2 (tau = 0 disables that test). Returns the first group with a passing
+ * lane, with the lane mask in *mask and the group's 16 residuals in bounds; or ngroups. */
 typedef uint32_t (*hci_seedlm_screen_fn)(const float *qsoa, uint32_t g0, uint32_t ngroups, const float *w,
-                                         float wn2, float thresh, uint32_t C, uint32_t P, uint32_t *mask,
-                                         float *bounds);
+                                         float wn2, float thresh, const float *rho2, float tau, uint32_t C,
+                                         uint32_t P, uint32_t *mask, float *bounds);
 hci_seedlm_screen_fn hci_seedlm_screen_kernel(void);
 uint32_t hci_seedlm_screen_portable(const float *qsoa, uint32_t g0, uint32_t ngroups, const float *w, float wn2,
-                                    float thresh, uint32_t C, uint32_t P, uint32_t *mask, float *bounds);
+                                    float thresh, const float *rho2, float tau, uint32_t C, uint32_t P,
+                                    uint32_t *mask, float *bounds);
 
 /* Decodes block b into C floats (w_c = sum_p U[c][p] * tq_p, p ascending). */
 void hci_seedlm_decode_block(const hci_seedlm_state *st, const uint8_t *payload, int64_t b, float *out);

@@ -178,14 +178,18 @@ typedef struct block_state {
     double inv_scale2;    /* 2^-2k: maps errors into the screening's scaled units */
     float wn2;            /* |w|^2 in scaled units */
     float tol;            /* SCREEN_TOL |w|^2 in scaled units */
+    float tau0;           /* (2^(ebase-1))^2 in scaled units: a smaller |t|^2 rounds every mantissa to 0 */
+    double wn2d;          /* |w|^2, unscaled: the error of the all-zero reconstruction */
     hci_seedlm_block rec;
 } block_state;
 
-/* Orthonormalises the seed's window (modified Gram-Schmidt in double) into its screening lane.
- * Returns 0 for a rank-deficient window, whose lane stays zero. */
-static int factor_seed(float *lane0, const float *u, uint32_t C, uint32_t P)
+/* Orthonormalises the seed's window, U = Q R (modified Gram-Schmidt in double), into its
+ * screening lane and returns in *rho2 an upper bound of |R^-1|^2 (its Frobenius norm, rounded up),
+ * so that |t|^2 <= rho2 |Q^T w|^2. Returns 0 for a rank-deficient window, whose lane stays zero. */
+static int factor_seed(float *lane0, float *rho2, const float *u, uint32_t C, uint32_t P)
 {
-    double Q[HCI_SEEDLM_MAX_C * HCI_SEEDLM_MAX_P];
+    double Q[HCI_SEEDLM_MAX_C * HCI_SEEDLM_MAX_P], R[HCI_SEEDLM_MAX_P][HCI_SEEDLM_MAX_P] = { { 0 } };
+    *rho2 = 0.0f;
     for (uint32_t p = 0; p < P; p++) {
         double nu = 0.0, nv = 0.0;
         for (uint32_t i = 0; i < C; i++) {
@@ -198,6 +202,7 @@ static int factor_seed(float *lane0, const float *u, uint32_t C, uint32_t P)
                 r += Q[i * P + q] * Q[i * P + p];
             for (uint32_t i = 0; i < C; i++)
                 Q[i * P + p] -= r * Q[i * P + q];
+            R[q][p] = r;
         }
         for (uint32_t i = 0; i < C; i++)
             nv += Q[i * P + p] * Q[i * P + p];
@@ -206,12 +211,27 @@ static int factor_seed(float *lane0, const float *u, uint32_t C, uint32_t P)
                 lane0[(size_t)i * HCI_SEEDLM_LANES] = 0.0f;
             return 0;
         }
-        double inv = 1.0 / sqrt(nv);
+        R[p][p] = sqrt(nv);
+        double inv = 1.0 / R[p][p];
         for (uint32_t i = 0; i < C; i++)
             Q[i * P + p] *= inv;
     }
     for (uint32_t i = 0; i < C * P; i++)
         lane0[(size_t)i * HCI_SEEDLM_LANES] = (float)Q[i];
+    /* X = R^-1, upper triangular, column by column */
+    double X[HCI_SEEDLM_MAX_P][HCI_SEEDLM_MAX_P], f2 = 0.0;
+    for (uint32_t j = 0; j < P; j++) {
+        X[j][j] = 1.0 / R[j][j];
+        f2 += X[j][j] * X[j][j];
+        for (uint32_t i = j; i-- > 0;) {
+            double sum = 0.0;
+            for (uint32_t k = i + 1; k <= j; k++)
+                sum += R[i][k] * X[k][j];
+            X[i][j] = -sum / R[i][i];
+            f2 += X[i][j] * X[i][j];
+        }
+    }
+    *rho2 = (float)(f2 * (1.0 + 1e-4));
     return 1;
 }
 
@@ -237,9 +257,10 @@ static int search_tile(search_job *job, int64_t b0, int64_t b1)
     block_state *bs = hci_malloc_array((size_t)n, sizeof *bs);
     float *ubuf = hci_malloc_array((size_t)chunk + CP, sizeof(float));
     float *qsoa = hci_aligned_array((size_t)chunk * CP, sizeof(float));
+    float *rho2 = hci_aligned_array(chunk, sizeof(float));
     uint32_t *seeds = hci_malloc_array(chunk, sizeof(uint32_t));
     uint8_t *full = hci_malloc(chunk);
-    if (!wsc || !bs || !ubuf || !qsoa || !seeds || !full)
+    if (!wsc || !bs || !ubuf || !qsoa || !rho2 || !seeds || !full)
         goto done;
 
     for (int64_t i = 0; i < n; i++) {
@@ -257,10 +278,17 @@ static int search_tile(search_job *job, int64_t b0, int64_t b1)
             wi[k] = ldexpf(wi[k], -ex);
             n2 += (double)wi[k] * wi[k];
         }
+        double n2d = 0.0;
+        for (uint32_t k = 0; k < C; k++) {
+            double v = ldexp((double)wi[k], ex);
+            n2d += v * v;
+        }
         bs[i].best = INFINITY;
         bs[i].inv_scale2 = ldexp(1.0, -2 * ex);
         bs[i].wn2 = (float)n2;
         bs[i].tol = (float)(SCREEN_TOL * n2);
+        bs[i].tau0 = (float)(ldexp(1.0, 2 * (c->ebase - 1 - ex)) * (1.0 - 1e-3));
+        bs[i].wn2d = n2d;
         memset(&bs[i].rec, 0, sizeof bs[i].rec);
     }
 
@@ -284,7 +312,7 @@ static int search_tile(search_job *job, int64_t b0, int64_t b1)
         for (uint32_t j = 0; j < ngroups * HCI_SEEDLM_LANES; j++) {
             float *lane0 = qsoa + (size_t)(j / HCI_SEEDLM_LANES) * CP * HCI_SEEDLM_LANES + j % HCI_SEEDLM_LANES;
             if (j < cnt) {
-                full[j] = (uint8_t)factor_seed(lane0, ubuf + j, C, P);
+                full[j] = (uint8_t)factor_seed(lane0, rho2 + j, ubuf + j, C, P);
                 if (full[j] && !have_first) {
                     have_first = 1;
                     first_full = seeds[j];
@@ -292,6 +320,7 @@ static int search_tile(search_job *job, int64_t b0, int64_t b1)
             } else {
                 for (uint32_t i = 0; i < CP; i++)
                     lane0[(size_t)i * HCI_SEEDLM_LANES] = 0.0f;
+                rho2[j] = 0.0f;
             }
         }
         double wd[HCI_SEEDLM_MAX_C];
@@ -305,7 +334,11 @@ static int search_tile(search_job *job, int64_t b0, int64_t b1)
             for (uint32_t g = 0;; g++) {
                 uint32_t lanes;
                 float bounds[HCI_SEEDLM_LANES];
-                g = job->screen(qsoa, g, ngroups, wi, st->wn2, thresh, C, P, &lanes, bounds);
+                /* Once some seed does at least as well as coding zeros, a later seed whose
+                 * mantissas all round to zero only ties (and loses, coming later): screen those
+                 * out, which keeps blocks below the tensor's exponent range from testing every seed. */
+                float tau = st->best <= st->wn2d ? st->tau0 : 0.0f;
+                g = job->screen(qsoa, g, ngroups, wi, st->wn2, thresh, rho2, tau, C, P, &lanes, bounds);
                 if (g >= ngroups)
                     break;
                 if (!wd_ready) {
@@ -350,6 +383,7 @@ done:
     hci_free(bs);
     hci_free(ubuf);
     hci_free(qsoa);
+    hci_free(rho2);
     hci_free(seeds);
     hci_free(full);
     return rc;
