@@ -630,18 +630,44 @@ START_TEST(out_of_memory_leaks_nothing)
     float *w = test_gauss(71, 200, 1.0);
     hc_compressor *c = make("seedlm:K=8,threads=1");
     hc_tensor_view v = test_view2("w", w, 10, 20);
-    for (long k = 1; k < 40; k++) {
+    long failures = 0;
+    int succeeded = 0;
+    for (long k = 1; k < 60 && !succeeded; k++) {
         hc_ctensor *ct = NULL;
         hci_alloc_fail_after(k);
         int rc = hc_compress(&ct, c, &v);
         hci_alloc_fail_after(0);
         if (rc == HC_OK) {
             hc_ctensor_free(ct);
+            succeeded = 1;   /* the k-th allocation was past the last one: every point was hit */
             continue;
         }
         ck_assert_int_eq(rc, HC_ENOMEM);
         ck_assert_ptr_null(ct);
+        failures++;
     }
+    ck_assert(succeeded && failures >= 8);
+    /* attach's table allocations, through deserialisation */
+    hc_ctensor *ct = NULL;
+    ck_assert_ok(hc_compress(&ct, c, &v));
+    size_t n;
+    uint8_t *ser = serialise(ct, &n);
+    hc_ctensor_free(ct);
+    succeeded = 0;
+    for (long k = 1; k < 20 && !succeeded; k++) {
+        hc_ctensor *back = NULL;
+        hci_alloc_fail_after(k);
+        int rc = hc_ctensor_deserialize(&back, ser, n);
+        hci_alloc_fail_after(0);
+        succeeded = rc == HC_OK;
+        if (!succeeded) {
+            ck_assert_int_eq(rc, HC_ENOMEM);
+            ck_assert_ptr_null(back);
+        }
+        hc_ctensor_free(back);
+    }
+    ck_assert(succeeded);
+    free(ser);
     hc_compressor_free(c);
     free(w);
 }
