@@ -10,6 +10,7 @@
  * products of length C); only seeds whose bound is within a tolerance of the best quantised error
  * so far are quantised and measured exactly, in double. The result is therefore the exact argmin
  * (ties to the seed met first in generator order), the same as the paper's loop. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -267,8 +268,11 @@ static int search_tile(search_job *job, int64_t b0, int64_t b1)
         float *wi = wsc + (size_t)i * C;
         load_block(job, b0 + i, wi);
         float amax = 0.0f;
-        for (uint32_t k = 0; k < C; k++)
+        double n2d = 0.0;   /* from the original values, as the exact evaluation sees them */
+        for (uint32_t k = 0; k < C; k++) {
             amax = fabsf(wi[k]) > amax ? fabsf(wi[k]) : amax;
+            n2d += (double)wi[k] * wi[k];
+        }
         int ex = 0;
         if (amax > 0.0f)
             frexpf(amax, &ex);
@@ -278,16 +282,12 @@ static int search_tile(search_job *job, int64_t b0, int64_t b1)
             wi[k] = ldexpf(wi[k], -ex);
             n2 += (double)wi[k] * wi[k];
         }
-        double n2d = 0.0;
-        for (uint32_t k = 0; k < C; k++) {
-            double v = ldexp((double)wi[k], ex);
-            n2d += v * v;
-        }
         bs[i].best = INFINITY;
         bs[i].inv_scale2 = ldexp(1.0, -2 * ex);
         bs[i].wn2 = (float)n2;
         bs[i].tol = (float)(SCREEN_TOL * n2);
-        bs[i].tau0 = (float)(ldexp(1.0, 2 * (c->ebase - 1 - ex)) * (1.0 - 1e-3));
+        double tau0 = ldexp(1.0, 2 * (c->ebase - 1 - ex)) * (1.0 - 1e-3);
+        bs[i].tau0 = tau0 > FLT_MAX ? INFINITY : (float)tau0;   /* beyond float: nothing reaches it */
         bs[i].wn2d = n2d;
         memset(&bs[i].rec, 0, sizeof bs[i].rec);
     }
