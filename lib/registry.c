@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "scalar/scalar.h"
 #include "hyper.h"
+#include "seedlm/seedlm_internal.h"
 #include "pipeline/pipeline_internal.h"
 
 static const hci_codec *const codecs[] = {
@@ -13,6 +14,7 @@ static const hci_codec *const codecs[] = {
     &hci_codec_int8,
     &hci_codec_nf4,
     &hci_codec_ternary,
+    &hci_codec_seedlm,
     &hci_codec_hyper_poly,
     &hci_codec_hyper_fourier,
     &hci_codec_hyper_ergodic,
@@ -27,6 +29,7 @@ static const struct {
     { "int8", hci_scalar_from_spec },
     { "nf4", hci_scalar_from_spec },
     { "ternary", hci_scalar_from_spec },
+    { "seedlm", hci_seedlm_from_spec },
     { "hyper", hci_hyper_from_spec },
 };
 

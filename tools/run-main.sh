@@ -1,20 +1,27 @@
 #!/bin/bash
-# The main job on a fresh Debian 12 machine (as root): install what is missing, build, and
-# evaluate every scalar codec of this build on the shipped real-weights fixture.
+# The main job on a fresh Debian 12 machine (as root): install what is missing, build, compress
+# the shipped real model into a .hcz container, inspect it, decompress it and measure it against
+# the original, then compare every codec of this build on the same model.
 #
 #   bash tools/run-main.sh [MODEL.safetensors]
 #
 # MODEL defaults to tests/data/ppocr-rec-subset.safetensors (cut from the PaddleOCR v4
-# recognizer; NOTICE beside it). Results go to results/: eval-CODEC.txt (the per-tensor table),
-# eval-CODEC.json, bench-CODEC.json and summary.txt.
+# recognizer; NOTICE beside it). Results go to results/: model.hcz, report.html (open it in a
+# browser), report.json, info.txt, model-decoded.safetensors, eval-CODEC.txt/.json,
+# bench-CODEC.json and summary.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=tools/deps.sh
 . tools/deps.sh
 
-# The codecs the main job evaluates; codecs this build does not know are reported and skipped.
+# The codec of the container the main job writes.
+MAIN_CODEC=nf4
+# The codecs the main job compares; codecs this build does not know are reported and skipped.
 # A new codec adds its spec here.
-CODECS="f32 fp16 bf16 int8 nf4 ternary"
+CODECS="f32 fp16 bf16 int8 nf4 ternary seedlm:4bit seedlm:3bit hyper:ergodic hyper:poly"
+# The codecs also timed on the synthetic 4096 x 4096 matrix (the others take minutes to compress
+# it; bench/ measures them).
+BENCH_CODECS="fp16 bf16 int8 nf4 ternary"
 
 model=${1:-tests/data/ppocr-rec-subset.safetensors}
 build='build-run/main'
@@ -61,13 +68,32 @@ elif [ ! -f "$model" ]; then
     failed+=("model-missing")
 fi
 
-printf '%-10s %10s %12s %12s    %s\n' codec bpw rel_rmse snr_db "model: $model" | tee -a "$out/summary.txt"
+# The main job proper: the model into a container, its listing, back to safetensors, and the
+# container measured against the original.
+if [ "$have_eval" -eq 1 ]; then
+    echo "run-main: hypercomp compress $model -o $out/model.hcz --codec $MAIN_CODEC"
+    if "$hc" compress "$model" -o "$out/model.hcz" --codec "$MAIN_CODEC" --report "$out/report.html" \
+        --json "$out/report.json" &&
+        "$hc" info "$out/model.hcz" >"$out/info.txt" &&
+        "$hc" decompress "$out/model.hcz" -o "$out/model-decoded.safetensors" &&
+        "$hc" eval "$out/model.hcz" --original "$model" >"$out/eval-container.txt"; then
+        head -n 12 "$out/info.txt"
+        tail -n 2 "$out/eval-container.txt" | tee -a "$out/summary.txt"
+        echo "run-main: report: $(pwd)/$out/report.html" | tee -a "$out/summary.txt"
+    else
+        echo "run-main: the compress/info/decompress/eval chain failed" >&2
+        failed+=("container")
+    fi
+    echo | tee -a "$out/summary.txt"
+fi
+
+printf '%-14s %10s %12s %12s    %s\n' codec bpw rel_rmse snr_db "model: $model" | tee -a "$out/summary.txt"
 for c in "${known[@]}"; do
     if [ "$have_eval" -eq 1 ]; then
         if "$hc" eval "$model" --codec "$c" >"$out/eval-$c.txt" 2>&1 &&
             "$hc" eval "$model" --codec "$c" --json >"$out/eval-$c.json" 2>>"$out/eval-$c.txt"; then
             f=$out/eval-$c.json
-            printf '%-10s %s %s %s\n' "$c" "$(num 10.4 f "$(field bpw)")" "$(num 12.6 g "$(field rel_rmse)")" \
+            printf '%-14s %s %s %s\n' "$c" "$(num 10.4 f "$(field bpw)")" "$(num 12.6 g "$(field rel_rmse)")" \
                 "$(num 12.2 f "$(field snr_db)")" | tee -a "$out/summary.txt"
         else
             echo "run-main: eval --codec $c failed; see $out/eval-$c.txt" >&2
@@ -77,12 +103,13 @@ for c in "${known[@]}"; do
 done
 
 # The synthetic benchmark (the default 4096 x 4096 Gaussian, one thread): speed relative to BLAS sgemv.
-printf '\n%-10s %10s %12s %12s %12s %10s    %s\n' codec bpw rel_rmse matvec_ms sgemv_ms speedup \
+printf '\n%-14s %10s %12s %12s %12s %10s    %s\n' codec bpw rel_rmse matvec_ms sgemv_ms speedup \
     "bench: 4096 x 4096 gauss, 1 thread" | tee -a "$out/summary.txt"
-for c in "${known[@]}"; do
+for c in $BENCH_CODECS; do
+    case " ${known[*]} " in *" $c "*) ;; *) continue ;; esac
     if "$hc" bench --codec "$c" --threads 1 --json >"$out/bench-$c.json" 2>"$out/bench-$c.err"; then
         f=$out/bench-$c.json
-        printf '%-10s %s %s %s %s %s\n' "$c" "$(num 10.4 f "$(field bpw)")" "$(num 12.6 g "$(field rel_rmse)")" \
+        printf '%-14s %s %s %s %s %s\n' "$c" "$(num 10.4 f "$(field bpw)")" "$(num 12.6 g "$(field rel_rmse)")" \
             "$(num 12.4 f "$(field matvec_ms)")" "$(num 12.4 f "$(field sgemv_ms)")" \
             "$(num 10.3 f "$(field matvec_speedup)")" | tee -a "$out/summary.txt"
         rm -f "$out/bench-$c.err"
@@ -93,7 +120,7 @@ for c in "${known[@]}"; do
 done
 
 echo
-echo "run-main: results in $(pwd)/$out/ (summary.txt, eval-CODEC.txt/.json, bench-CODEC.json); $(($(date +%s) - start)) s"
+echo "run-main: results in $(pwd)/$out/ (report.html, summary.txt, model.hcz, info.txt, eval-CODEC.txt/.json, bench-CODEC.json); $(($(date +%s) - start)) s"
 if [ ${#failed[@]} -ne 0 ]; then
     echo "run-main: FAILED: ${failed[*]}" >&2
     exit 1

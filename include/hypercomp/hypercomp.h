@@ -9,6 +9,7 @@
 #include "hypercomp/compressor.h"
 #include "hypercomp/grokfast.h"
 #include "hypercomp/scalar.h"
+#include "hypercomp/seedlm.h"
 #include "hypercomp/io.h"
 #include "hypercomp/archive.h"
 #include "hypercomp/trajectory.h"

@@ -1,0 +1,95 @@
+/* SeedLM internals shared by the codec (seedlm.c), the seed search (seedlm_search.c) and the
+ * decode / matvec / screening kernels (seedlm_kernels.c). Layout: doc/algorithms.md, "SeedLM". */
+#ifndef HCI_SEEDLM_INTERNAL_H
+#define HCI_SEEDLM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "hypercomp/seedlm.h"
+
+#define HCI_SEEDLM_MAX_C 64
+#define HCI_SEEDLM_MAX_P 16
+#define HCI_SEEDLM_PARAMS_LEN 12
+#define HCI_SEEDLM_FORMAT 1
+/* The state table (U values in generator order plus each state's position) is built for K up to
+ * this; longer registers regenerate each block's states with the LFSR. */
+#define HCI_SEEDLM_TABLE_MAX_K 20
+/* Seeds screened together: one AVX-512 vector, two AVX2 vectors. */
+#define HCI_SEEDLM_LANES 16
+
+extern const hci_codec hci_codec_seedlm;
+
+int hci_seedlm_from_spec(hc_compressor **out, hci_spec *spec);
+
+/* Everything that fixes the meaning of the payload (the params bytes, decoded). */
+typedef struct hci_seedlm_cfg {
+    uint32_t C, P, K, M, E;
+    int32_t ebase;        /* block exponent = ebase + stored code */
+    uint32_t nseeds;      /* seeds searched: the first nseeds states in generator order from 1 */
+} hci_seedlm_cfg;
+
+/* One block's record. */
+typedef struct hci_seedlm_block {
+    uint32_t seed;
+    uint32_t ecode;
+    int32_t q[HCI_SEEDLM_MAX_P];
+} hci_seedlm_block;
+
+static inline uint32_t hci_seedlm_block_bits(const hci_seedlm_cfg *c)
+{
+    return c->K + c->E + c->P * c->M;
+}
+
+void hci_seedlm_put_params(uint8_t out[HCI_SEEDLM_PARAMS_LEN], const hci_seedlm_cfg *c);
+void hci_seedlm_write_block(uint8_t *payload, const hci_seedlm_cfg *c, int64_t b, const hci_seedlm_block *blk);
+void hci_seedlm_read_block(const uint8_t *payload, const hci_seedlm_cfg *c, int64_t b, hci_seedlm_block *out);
+
+/* The per-tensor regeneration table (attach builds it when K <= HCI_SEEDLM_TABLE_MAX_K). */
+typedef struct hci_seedlm_state {
+    hci_seedlm_cfg cfg;
+    int64_t nblocks;
+    uint32_t bits;       /* per block */
+    uint32_t tap_mask;
+    float *cyc;          /* value of the state at each position, wrapped by C*P - 1, zero padded */
+    uint32_t *pos;       /* pos[state]: its position in generator order from state 1 */
+} hci_seedlm_state;
+
+/* The exponent base of a tensor: the top exponent leaves headroom over the largest block norm. */
+int32_t hci_seedlm_choose_ebase(const float *w, int64_t numel, const hci_seedlm_cfg *c);
+
+/* Least squares in double against U (C x P, float values), quantisation with the range-based
+ * shared exponent, and the exact squared error of the quantised reconstruction. Returns
+ * INFINITY when U has (numerically) rank below P: such seeds are never chosen. */
+double hci_seedlm_eval_seed(const float *u, const double *w, const hci_seedlm_cfg *c, hci_seedlm_block *out);
+
+/* Searches every block of w (numel values, the last block zero-padded) and writes the payload
+ * (zeroed by the caller) on `threads` threads. */
+int hci_seedlm_search(uint8_t *payload, const float *w, int64_t numel, const hci_seedlm_cfg *c, uint32_t threads);
+
+/* The straightforward per-block loop (per seed: regenerate U with the LFSR, solve, quantise,
+ * measure), for the benchmark's baseline; same result as the search. */
+void hci_seedlm_search_naive(hci_seedlm_block *out, const float *w, const hci_seedlm_cfg *c);
+
+/* Screening kernel: for groups [g0, ngroups) of HCI_SEEDLM_LANES seeds whose orthonormal bases
+ * are qsoa[g][c * P + p][lane], the least-squares residual |w|^2 - |Q^T w|^2 of each seed. A lane
+ * passes when its residual is <= thresh and rho2[lane] * (|Q^T w|^2 + slack) >= tau, where rho2
+ * bounds |t|^2 / |Q^T w|^2 (tau = 0 disables that test). Returns the first group with a passing
+ * lane, with the lane mask in *mask and the group's 16 residuals in bounds; or ngroups. */
+typedef uint32_t (*hci_seedlm_screen_fn)(const float *qsoa, uint32_t g0, uint32_t ngroups, const float *w,
+                                         float wn2, float thresh, const float *rho2, float tau, uint32_t C,
+                                         uint32_t P, uint32_t *mask, float *bounds);
+hci_seedlm_screen_fn hci_seedlm_screen_kernel(void);
+uint32_t hci_seedlm_screen_portable(const float *qsoa, uint32_t g0, uint32_t ngroups, const float *w, float wn2,
+                                    float thresh, const float *rho2, float tau, uint32_t C, uint32_t P,
+                                    uint32_t *mask, float *bounds);
+
+/* Decodes block b into C floats (w_c = sum_p U[c][p] * tq_p, p ascending). */
+void hci_seedlm_decode_block(const hci_seedlm_state *st, const uint8_t *payload, int64_t b, float *out);
+
+/* y[r] for rows [row0, row1) of a rows x cols tensor whose cols is a multiple of C. */
+int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
+                           float *y, int64_t row0, int64_t row1);
+
+#endif
