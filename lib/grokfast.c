@@ -6,6 +6,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "hypercomp/grokfast.h"
 
 struct hc_grokfast {
@@ -17,17 +18,8 @@ struct hc_grokfast {
 
 int hc_grokfast_options_init(hc_grokfast_options *opts, uint32_t struct_size)
 {
-    if (!opts)
-        return hci_fail(HC_EINVAL, "hc_grokfast_options_init: opts is NULL");
-    if (struct_size > sizeof(hc_grokfast_options))
-        return hci_fail(HC_EVERSION, "hc_grokfast_options struct_size %u is larger than this library's %zu",
-                        struct_size, sizeof(hc_grokfast_options));
-    if (struct_size < offsetof(hc_grokfast_options, lr))
-        return hci_fail(HC_EINVAL, "hc_grokfast_options struct_size %u is too small", struct_size);
     hc_grokfast_options d = HC_GROKFAST_OPTIONS_INIT;
-    d.struct_size = struct_size;
-    memcpy(opts, &d, struct_size);
-    return HC_OK;
+    return hci_options_init(opts, struct_size, &d, sizeof d, offsetof(hc_grokfast_options, lr), "hc_grokfast_options");
 }
 
 int hc_grokfast_new(hc_grokfast **out, size_t n_params, const hc_grokfast_options *user)
@@ -36,16 +28,9 @@ int hc_grokfast_new(hc_grokfast **out, size_t n_params, const hc_grokfast_option
         return hci_fail(HC_EINVAL, "hc_grokfast_new: out is NULL");
     *out = NULL;
     hc_grokfast_options o = HC_GROKFAST_OPTIONS_INIT;
-    if (user) {
-        if (user->struct_size > sizeof o)
-            return hci_fail(HC_EVERSION, "hc_grokfast_options struct_size %u is larger than this library's %zu",
-                            user->struct_size, sizeof o);
-        if (user->struct_size < offsetof(hc_grokfast_options, lr))
-            return hci_fail(HC_EINVAL, "hc_grokfast_options struct_size %u is too small (was it initialised?)",
-                            user->struct_size);
-        memcpy(&o, user, user->struct_size);
-        o.struct_size = sizeof o;
-    }
+    int merge_rc = hci_options_merge(&o, sizeof o, user, offsetof(hc_grokfast_options, lr), "hc_grokfast_options");
+    if (merge_rc != HC_OK)
+        return merge_rc;
     if (n_params == 0)
         return hci_fail(HC_EINVAL, "hc_grokfast_new: n_params is 0");
     if (!(o.lr > 0 && isfinite(o.lr)))

@@ -7,21 +7,14 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "traj.h"
 
 int hc_hyper_options_init(hc_hyper_options *opts, uint32_t struct_size)
 {
-    if (!opts)
-        return hci_fail(HC_EINVAL, "hc_hyper_options_init: opts is NULL");
-    if (struct_size > sizeof(hc_hyper_options))
-        return hci_fail(HC_EVERSION, "hc_hyper_options struct_size %u is larger than this library's %zu", struct_size,
-                        sizeof(hc_hyper_options));
-    if (struct_size < offsetof(hc_hyper_options, threads) + sizeof(uint32_t))
-        return hci_fail(HC_EINVAL, "hc_hyper_options struct_size %u is too small", struct_size);
     hc_hyper_options d = HC_HYPER_OPTIONS_INIT;
-    d.struct_size = struct_size;
-    memcpy(opts, &d, struct_size);
-    return HC_OK;
+    return hci_options_init(opts, struct_size, &d, sizeof d,
+                            offsetof(hc_hyper_options, threads) + sizeof(uint32_t), "hc_hyper_options");
 }
 
 static const char *kind_name(hc_hyper_kind k)
@@ -76,16 +69,10 @@ int hc_hyper_new(hc_compressor **out, const hc_hyper_options *user)
         return hci_fail(HC_EINVAL, "hc_hyper_new: out is NULL");
     *out = NULL;
     hc_hyper_options o = HC_HYPER_OPTIONS_INIT;
-    if (user) {
-        if (user->struct_size > sizeof o)
-            return hci_fail(HC_EVERSION, "hc_hyper_options struct_size %u is larger than this library's %zu",
-                            user->struct_size, sizeof o);
-        if (user->struct_size < offsetof(hc_hyper_options, threads) + sizeof(uint32_t))
-            return hci_fail(HC_EINVAL, "hc_hyper_options struct_size %u is too small (was it initialised?)",
-                            user->struct_size);
-        memcpy(&o, user, user->struct_size);
-        o.struct_size = sizeof o;
-    }
+    int merge_rc = hci_options_merge(&o, sizeof o, user,
+                                     offsetof(hc_hyper_options, threads) + sizeof(uint32_t), "hc_hyper_options");
+    if (merge_rc != HC_OK)
+        return merge_rc;
     int rc = validate(&o);
     if (rc != HC_OK)
         return rc;

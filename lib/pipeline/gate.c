@@ -6,21 +6,13 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/options.h"
 #include "pipeline/pipeline_internal.h"
 
 int hc_gate_init(hc_gate *gate, uint32_t struct_size)
 {
-    if (!gate)
-        return hci_fail(HC_EINVAL, "hc_gate_init: gate is NULL");
-    if (struct_size > sizeof(hc_gate))
-        return hci_fail(HC_EVERSION, "hc_gate struct_size %u is larger than this library's %zu", struct_size,
-                        sizeof(hc_gate));
-    if (struct_size < offsetof(hc_gate, max_rel_rmse))
-        return hci_fail(HC_EINVAL, "hc_gate struct_size %u is too small", struct_size);
     hc_gate d = HC_GATE_INIT;
-    d.struct_size = struct_size;
-    memcpy(gate, &d, struct_size);
-    return HC_OK;
+    return hci_options_init(gate, struct_size, &d, sizeof d, offsetof(hc_gate, max_rel_rmse), "hc_gate");
 }
 
 static int parse_one(hc_gate *g, const char *cond, size_t len)

@@ -7,23 +7,16 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "pipeline/pipeline_internal.h"
 
 uint32_t hc_pipeline_max_stages(void) { return HC_PIPELINE_MAX_STAGES; }
 
 int hc_pipeline_options_init(hc_pipeline_options *opts, uint32_t struct_size)
 {
-    if (!opts)
-        return hci_fail(HC_EINVAL, "hc_pipeline_options_init: opts is NULL");
-    if (struct_size > sizeof(hc_pipeline_options))
-        return hci_fail(HC_EVERSION, "hc_pipeline_options struct_size %u is larger than this library's %zu",
-                        struct_size, sizeof(hc_pipeline_options));
-    if (struct_size < offsetof(hc_pipeline_options, mode))
-        return hci_fail(HC_EINVAL, "hc_pipeline_options struct_size %u is too small", struct_size);
     hc_pipeline_options d = HC_PIPELINE_OPTIONS_INIT;
-    d.struct_size = struct_size;
-    memcpy(opts, &d, struct_size);
-    return HC_OK;
+    return hci_options_init(opts, struct_size, &d, sizeof d,
+                            offsetof(hc_pipeline_options, mode), "hc_pipeline_options");
 }
 
 /* Checks that a spec names a codec this library can create, so errors surface at set-up. */
@@ -46,16 +39,9 @@ int hc_pipeline_new(hc_pipeline **out, const hc_pipeline_options *user)
         return hci_fail(HC_EINVAL, "hc_pipeline_new: out is NULL");
     *out = NULL;
     hc_pipeline_options o = HC_PIPELINE_OPTIONS_INIT;
-    if (user) {
-        if (user->struct_size > sizeof o)
-            return hci_fail(HC_EVERSION, "hc_pipeline_options struct_size %u is larger than this library's %zu",
-                            user->struct_size, sizeof o);
-        if (user->struct_size < offsetof(hc_pipeline_options, mode))
-            return hci_fail(HC_EINVAL, "hc_pipeline_options struct_size %u is too small (was it initialised?)",
-                            user->struct_size);
-        memcpy(&o, user, user->struct_size);
-        o.struct_size = sizeof o;
-    }
+    int merge_rc = hci_options_merge(&o, sizeof o, user, offsetof(hc_pipeline_options, mode), "hc_pipeline_options");
+    if (merge_rc != HC_OK)
+        return merge_rc;
     if (o.mode != HC_PIPELINE_REFINE && o.mode != HC_PIPELINE_ESCALATE)
         return hci_fail(HC_EINVAL, "hc_pipeline_options: mode %u is neither refine (0) nor escalate (1)", o.mode);
     if (!(o.min_db_per_bit >= 0 && isfinite(o.min_db_per_bit)))
@@ -113,13 +99,9 @@ static int add_stage(hc_pipeline *p, const char *name, const char *spec, uint32_
                         p->n_stages);
     hc_gate g = HC_GATE_INIT;
     if (gate) {
-        if (gate->struct_size > sizeof g)
-            return hci_fail(HC_EVERSION, "hc_gate struct_size %u is larger than this library's %zu", gate->struct_size,
-                            sizeof g);
-        if (gate->struct_size < offsetof(hc_gate, max_rel_rmse))
-            return hci_fail(HC_EINVAL, "hc_gate struct_size %u is too small (was it initialised?)", gate->struct_size);
-        memcpy(&g, gate, gate->struct_size);
-        g.struct_size = sizeof g;
+        int merge_rc = hci_options_merge(&g, sizeof g, gate, offsetof(hc_gate, max_rel_rmse), "hc_gate");
+        if (merge_rc != HC_OK)
+            return merge_rc;
         if (g.checks & ~(uint32_t)(HC_GATE_REL_RMSE | HC_GATE_SNR | HC_GATE_COSINE))
             return hci_fail(HC_EINVAL, "hc_gate: checks 0x%x has unknown bits", g.checks);
         if (((g.checks & HC_GATE_REL_RMSE) && !(g.max_rel_rmse >= 0 && isfinite(g.max_rel_rmse))) ||

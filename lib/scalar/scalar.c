@@ -8,6 +8,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/options.h"
 
 static const struct {
     hc_scalar_kind kind;
@@ -27,17 +28,9 @@ static const struct {
 
 int hc_scalar_options_init(hc_scalar_options *opts, uint32_t struct_size)
 {
-    if (!opts)
-        return hci_fail(HC_EINVAL, "hc_scalar_options_init: opts is NULL");
-    if (struct_size > sizeof(hc_scalar_options))
-        return hci_fail(HC_EVERSION, "hc_scalar_options struct_size %u is larger than this library's %zu",
-                        struct_size, sizeof(hc_scalar_options));
-    if (struct_size < offsetof(hc_scalar_options, clip_percentile))
-        return hci_fail(HC_EINVAL, "hc_scalar_options struct_size %u is too small", struct_size);
     hc_scalar_options d = HC_SCALAR_OPTIONS_INIT;
-    d.struct_size = struct_size;
-    memcpy(opts, &d, struct_size);
-    return HC_OK;
+    return hci_options_init(opts, struct_size, &d, sizeof d,
+                            offsetof(hc_scalar_options, clip_percentile), "hc_scalar_options");
 }
 
 static int kind_index(hc_scalar_kind kind, size_t *out)
@@ -86,16 +79,10 @@ int hc_scalar_new(hc_compressor **out, const hc_scalar_options *user)
         return hci_fail(HC_EINVAL, "hc_scalar_new: out is NULL");
     *out = NULL;
     hc_scalar_options o = HC_SCALAR_OPTIONS_INIT;
-    if (user) {
-        if (user->struct_size > sizeof o)
-            return hci_fail(HC_EVERSION, "hc_scalar_options struct_size %u is larger than this library's %zu",
-                            user->struct_size, sizeof o);
-        if (user->struct_size < offsetof(hc_scalar_options, clip_percentile))
-            return hci_fail(HC_EINVAL, "hc_scalar_options struct_size %u is too small (was it initialised?)",
-                            user->struct_size);
-        memcpy(&o, user, user->struct_size);
-        o.struct_size = sizeof o;
-    }
+    int merge_rc = hci_options_merge(&o, sizeof o, user,
+                                     offsetof(hc_scalar_options, clip_percentile), "hc_scalar_options");
+    if (merge_rc != HC_OK)
+        return merge_rc;
     size_t k;
     if (!kind_index(o.kind, &k))
         return hci_fail(HC_EINVAL, "hc_scalar_options: unknown kind %d", (int)o.kind);

@@ -8,6 +8,7 @@
 #include "common/alloc.h"
 #include "common/bytes.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "lfsr.h"
 #include "seedlm/seedlm_internal.h"
 
@@ -15,17 +16,9 @@
 
 int hc_seedlm_options_init(hc_seedlm_options *opts, uint32_t struct_size)
 {
-    if (!opts)
-        return hci_fail(HC_EINVAL, "hc_seedlm_options_init: opts is NULL");
-    if (struct_size > sizeof(hc_seedlm_options))
-        return hci_fail(HC_EVERSION, "hc_seedlm_options struct_size %u is larger than this library's %zu",
-                        struct_size, sizeof(hc_seedlm_options));
-    if (struct_size < offsetof(hc_seedlm_options, latent_dim))
-        return hci_fail(HC_EINVAL, "hc_seedlm_options struct_size %u is too small", struct_size);
     hc_seedlm_options d = HC_SEEDLM_OPTIONS_INIT;
-    d.struct_size = struct_size;
-    memcpy(opts, &d, struct_size);
-    return HC_OK;
+    return hci_options_init(opts, struct_size, &d, sizeof d,
+                            offsetof(hc_seedlm_options, latent_dim), "hc_seedlm_options");
 }
 
 static uint64_t period(uint32_t k)
@@ -69,16 +62,9 @@ int hc_seedlm_new(hc_compressor **out, const hc_seedlm_options *user)
         return hci_fail(HC_EINVAL, "hc_seedlm_new: out is NULL");
     *out = NULL;
     hc_seedlm_options o = HC_SEEDLM_OPTIONS_INIT;
-    if (user) {
-        if (user->struct_size > sizeof o)
-            return hci_fail(HC_EVERSION, "hc_seedlm_options struct_size %u is larger than this library's %zu",
-                            user->struct_size, sizeof o);
-        if (user->struct_size < offsetof(hc_seedlm_options, latent_dim))
-            return hci_fail(HC_EINVAL, "hc_seedlm_options struct_size %u is too small (was it initialised?)",
-                            user->struct_size);
-        memcpy(&o, user, user->struct_size);
-        o.struct_size = sizeof o;
-    }
+    int merge_rc = hci_options_merge(&o, sizeof o, user, offsetof(hc_seedlm_options, latent_dim), "hc_seedlm_options");
+    if (merge_rc != HC_OK)
+        return merge_rc;
     int rc = check_options(&o);
     if (rc != HC_OK)
         return rc;
