@@ -4,9 +4,10 @@
 # shellcheck disable=SC2034  # used by the scripts that source this file
 # To build the library and the tool, and run the main job.
 HC_DEPS_BUILD="gcc g++ meson ninja-build pkgconf libc6-dev libopenblas-dev libjson-c-dev check binutils"
-# Additionally, to run every test: valgrind, the Doxygen docs build, the BLIS configuration and
-# python3 (its standard library checks the JSON of the CLI tests).
-HC_DEPS_TEST="valgrind doxygen libblis-dev python3"
+# Additionally, to run every test: valgrind, the Doxygen docs build, the BLIS configuration,
+# python3 (its standard library checks the JSON of the CLI tests) and clang with its runtime for
+# the libFuzzer targets.
+HC_DEPS_TEST="valgrind doxygen libblis-dev python3 clang libclang-rt-14-dev"
 
 # hc_missing_packages PKG... : prints the packages that are not installed.
 hc_missing_packages() {

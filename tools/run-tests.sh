@@ -64,6 +64,9 @@ step docs bash -c 'source tools/deps.sh && hc_setup build-run/docs -Ddocs=enable
 if step blis-build configure_build build-run/blis -Dblas=blis -Ddocs=disabled; then
     step blis meson test -C build-run/blis --print-errorlogs
 fi
+# The libFuzzer targets (container reader, safetensors reader, every codec's deserialiser), a
+# bounded time each, seeded from the real fixture.
+step fuzz bash tests/fuzz/run.sh "${HC_FUZZ_SECONDS:-20}" build-run/fuzz
 
 total=$(($(date +%s) - start))
 echo
