@@ -5,9 +5,11 @@
 
 #include "codec.h"
 #include "scalar/scalar.h"
+#include "vptq/vptq_codec.h"
 
 static const hci_codec *const codecs[] = {
     &hci_codec_f32, &hci_codec_fp16, &hci_codec_bf16,
+    &hci_codec_vptq,
 };
 
 static const struct {
@@ -15,6 +17,7 @@ static const struct {
     hci_spec_ctor ctor;
 } spec_names[] = {
     { "f32", hci_scalar_from_spec },  { "fp16", hci_scalar_from_spec }, { "bf16", hci_scalar_from_spec },
+    { "vptq", hci_vptq_from_spec },
 };
 
 const hci_codec *hci_codec_by_id(uint32_t id)

@@ -10,5 +10,7 @@
 #include "hypercomp/grokfast.h"
 #include "hypercomp/scalar.h"
 #include "hypercomp/io.h"
+#include "hypercomp/kmeans.h"
+#include "hypercomp/vptq.h"
 
 #endif
