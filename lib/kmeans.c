@@ -10,13 +10,14 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/cpu.h"
 #include "common/error.h"
 #include "common/parallel.h"
 
 #define KM_MAX_K 65536u
 #define KM_MAX_DIM 256u
-/* Floats of distance scratch per task: bounds memory for k = 65536 (4 MiB). */
-#define KM_SCRATCH (1u << 20)
+/* Floats of distance scratch per task: 256 KiB, so a block's distances stay in L2. */
+#define KM_SCRATCH (1u << 16)
 #define KM_MIN_CHUNK 2048
 
 int hc_kmeans_options_init(hc_kmeans_options *opts, uint32_t struct_size)
@@ -36,12 +37,82 @@ int hc_kmeans_options_init(hc_kmeans_options *opts, uint32_t struct_size)
 
 /* ---- assignment ---- */
 
+typedef uint32_t (*argmin_fn)(const float *g, const float *cnorm, uint32_t k);
+
+/* argmin over c of cnorm[c] + g[c]; the lowest index wins ties. */
+static uint32_t argmin_portable(const float *g, const float *cnorm, uint32_t k)
+{
+    float best = cnorm[0] + g[0];
+    uint32_t bi = 0;
+    for (uint32_t c = 1; c < k; c++) {
+        float d = cnorm[c] + g[c];
+        if (d < best) {
+            best = d;
+            bi = c;
+        }
+    }
+    return bi;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* Sixteen running minima with their first indices, then the lowest index among the lanes that
+ * hold the overall minimum: the same answer as the portable scan. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static uint32_t
+argmin_avx512(const float *g, const float *cnorm, uint32_t k)
+{
+    if (k < 16)
+        return argmin_portable(g, cnorm, k);
+    __m512 best = _mm512_add_ps(_mm512_loadu_ps(cnorm), _mm512_loadu_ps(g));
+    __m512i bi = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i cur = bi;
+    const __m512i step = _mm512_set1_epi32(16);
+    uint32_t c = 16;
+    for (; c + 16 <= k; c += 16) {
+        cur = _mm512_add_epi32(cur, step);
+        __m512 d = _mm512_add_ps(_mm512_loadu_ps(cnorm + c), _mm512_loadu_ps(g + c));
+        __mmask16 lt = _mm512_cmp_ps_mask(d, best, _CMP_LT_OQ);
+        best = _mm512_mask_mov_ps(best, lt, d);
+        bi = _mm512_mask_mov_epi32(bi, lt, cur);
+    }
+    float bv[16];
+    uint32_t bix[16];
+    _mm512_storeu_ps(bv, best);
+    _mm512_storeu_si512((void *)bix, bi);
+    float m = bv[0];
+    uint32_t mi = bix[0];
+    for (int l = 1; l < 16; l++)
+        if (bv[l] < m || (bv[l] == m && bix[l] < mi)) {
+            m = bv[l];
+            mi = bix[l];
+        }
+    for (; c < k; c++) {
+        float d = cnorm[c] + g[c];
+        if (d < m) {
+            m = d;
+            mi = c;
+        }
+    }
+    return mi;
+}
+#endif
+
+static argmin_fn pick_argmin(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (hci_cpu_isa() == HCI_ISA_AVX512)
+        return argmin_avx512;
+#endif
+    return argmin_portable;
+}
+
 typedef struct assign_job {
     const float *points, *centroids, *cnorm;
     size_t n;
     uint32_t dim, k;
     uint32_t *idx;
     float *dist;
+    argmin_fn argmin;
 } assign_job;
 
 static int64_t block_points(uint32_t k)
@@ -61,20 +132,11 @@ static int assign_range(void *ctx, int64_t begin, int64_t end)
         return HC_ENOMEM;
     for (int64_t p0 = begin; p0 < end; p0 += bp) {
         int64_t np = end - p0 < bp ? end - p0 : bp;
-        /* g = |c|^2 - 2 X C^T: the point's own |x|^2 does not change the argmin */
-        for (int64_t i = 0; i < np; i++)
-            memcpy(g + (size_t)i * j->k, j->cnorm, sizeof(float) * j->k);
+        /* g = -2 X C^T; the argmin adds |c|^2 (the point's own |x|^2 does not change it) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)np, (int)j->k, (int)j->dim, -2.0f,
-                    j->points + (size_t)p0 * j->dim, (int)j->dim, j->centroids, (int)j->dim, 1.0f, g, (int)j->k);
+                    j->points + (size_t)p0 * j->dim, (int)j->dim, j->centroids, (int)j->dim, 0.0f, g, (int)j->k);
         for (int64_t i = 0; i < np; i++) {
-            const float *row = g + (size_t)i * j->k;
-            float best = row[0];
-            uint32_t bi = 0;
-            for (uint32_t c = 1; c < j->k; c++)
-                if (row[c] < best) {
-                    best = row[c];
-                    bi = c;
-                }
+            uint32_t bi = j->argmin(g + (size_t)i * j->k, j->cnorm, j->k);
             j->idx[p0 + i] = bi;
             if (j->dist) {
                 const float *x = j->points + (size_t)(p0 + i) * j->dim;
@@ -112,7 +174,7 @@ int hci_kmeans_assign(uint32_t *idx, float *dist, const float *points, size_t n,
         centroid_norms(own, centroids, k, dim);
         cnorm = own;
     }
-    assign_job j = { points, centroids, cnorm, n, dim, k, idx, dist };
+    assign_job j = { points, centroids, cnorm, n, dim, k, idx, dist, pick_argmin() };
     int rc = hci_parallel_for(threads, (int64_t)n, KM_MIN_CHUNK, assign_range, &j);
     hci_free(own);
     return rc;

@@ -92,7 +92,7 @@ START_TEST(bit_plane_streams_round_trip)
     vq_put_indices(buf, idx, rows, segs, bits);
     for (uint32_t s = 0; s < segs; s++)
         for (int64_t q = 0; q < rows; q++)
-            back[s * rows + q] = vq_get_index(buf, rows, bits, s, q);
+            back[s * rows + q] = vq_get_index(buf, rows, segs, bits, s, q);
     ck_assert_mem_eq(idx, back, sizeof idx);
     /* bit j of row 33 (second group, 3 rows) of segment 1 sits at (1*35 + 32)*5 + j*3 + 1 */
     for (uint32_t j = 0; j < bits; j++) {
@@ -100,6 +100,23 @@ START_TEST(bit_plane_streams_round_trip)
         ck_assert_uint_eq((buf[bit / 8] >> (bit % 8)) & 1, (idx[35 + 33] >> j) & 1);
     }
     free(buf);
+    /* byte planes: 12 bits = one byte plane and a 4-bit remainder; 16 bits = two planes */
+    for (uint32_t b = 12; b <= 16; b += 4) {
+        uint32_t big[105], got[105];
+        for (int i = 0; i < 105; i++)
+            big[i] = (uint32_t)(test_rng_next(&r) % (1u << b));
+        uint64_t nb = vq_index_bytes(rows, segs, b);
+        ck_assert_uint_eq(nb, (105 * b + 7) / 8);
+        uint8_t *p = calloc(nb, 1);
+        vq_put_indices(p, big, rows, segs, b);
+        for (int i = 0; i < 105; i++)
+            ck_assert_uint_eq(p[i], big[i] & 255); /* the low byte plane comes first */
+        for (uint32_t s = 0; s < segs; s++)
+            for (int64_t q = 0; q < rows; q++)
+                got[s * rows + q] = vq_get_index(p, rows, segs, b, s, q);
+        ck_assert_mem_eq(big, got, sizeof big);
+        free(p);
+    }
 }
 END_TEST
 

@@ -22,7 +22,8 @@ static uint32_t bits_for(uint64_t n)
 
 uint64_t vq_index_bytes(int64_t rows, uint32_t segs, uint32_t bits)
 {
-    return ((uint64_t)rows * segs * bits + 7) / 8;
+    uint64_t n = (uint64_t)rows * segs;
+    return (bits / 8) * n + (n * (bits % 8) + 7) / 8;
 }
 
 int vq_layout(vq_sections *s, const vq_config *c, int64_t rows, int64_t cols)
@@ -87,14 +88,65 @@ void vq_write_params(uint8_t *out, const vq_config *c)
     }
 }
 
-/* ---- bit-plane index streams ----
- * Segment s, rows in groups of 32 (the last may be shorter, n rows): for each bit j of the
- * index, n consecutive bits hold bit j of the group's rows. Group (s, g) starts at bit
- * (s * rows + 32 g) * bits, so every index costs exactly `bits` bits. */
+/* ---- index streams ----
+ * n = rows x segs indices of b bits, in (segment, row) order. The low 8 x floor(b/8) bits are
+ * byte planes: plane j (n bytes) holds bits 8j..8j+7 of every index. The remaining b mod 8 bits
+ * form a bit-plane stream: rows in groups of 32 (the last may hold n' < 32), and for each bit j
+ * n' consecutive bits hold bit j of the group's rows; group (s, g) starts at bit
+ * (s * rows + 32 g) * (b mod 8). Every index costs exactly b bits, and a kernel reads 32
+ * indices with a few byte loads and b mod 8 word loads. */
 
-static inline uint32_t read_bits32(const uint8_t *src, uint64_t bit, uint32_t n)
+static inline uint32_t rem_index(const uint8_t *rem, int64_t rows, uint32_t br, uint32_t s, int64_t r)
 {
-    /* up to 32 bits from any bit offset; reads only bytes the field touches */
+    int64_t g = r / VQ_GROUP;
+    uint32_t i = (uint32_t)(r % VQ_GROUP);
+    int64_t n = rows - g * VQ_GROUP < VQ_GROUP ? rows - g * VQ_GROUP : VQ_GROUP;
+    uint64_t base = ((uint64_t)s * (uint64_t)rows + (uint64_t)g * VQ_GROUP) * br;
+    uint32_t v = 0;
+    for (uint32_t j = 0; j < br; j++) {
+        uint64_t bit = base + (uint64_t)j * (uint64_t)n + i;
+        v |= (uint32_t)((rem[bit >> 3] >> (bit & 7)) & 1u) << j;
+    }
+    return v;
+}
+
+uint32_t vq_get_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r)
+{
+    uint64_t n = (uint64_t)rows * segs, pos = (uint64_t)s * (uint64_t)rows + (uint64_t)r;
+    uint32_t nb = bits / 8, v = 0;
+    for (uint32_t j = 0; j < nb; j++)
+        v |= (uint32_t)stream[j * n + pos] << (8 * j);
+    if (bits % 8)
+        v |= rem_index(stream + nb * n, rows, bits % 8, s, r) << (8 * nb);
+    return v;
+}
+
+void vq_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits)
+{
+    uint64_t n = (uint64_t)rows * segs;
+    uint32_t nb = bits / 8, br = bits % 8;
+    for (uint32_t j = 0; j < nb; j++)
+        for (uint64_t i = 0; i < n; i++)
+            dst[j * n + i] = (uint8_t)(idx[i] >> (8 * j));
+    uint8_t *rem = dst + nb * n;
+    for (uint32_t s = 0; s < segs && br; s++)
+        for (int64_t g0 = 0; g0 < rows; g0 += VQ_GROUP) {
+            int64_t m = rows - g0 < VQ_GROUP ? rows - g0 : VQ_GROUP;
+            uint64_t base = ((uint64_t)s * (uint64_t)rows + (uint64_t)g0) * br;
+            for (uint32_t j = 0; j < br; j++)
+                for (int64_t i = 0; i < m; i++) {
+                    uint32_t b = (idx[(size_t)s * (size_t)rows + (size_t)(g0 + i)] >> (8 * nb + j)) & 1u;
+                    uint64_t bit = base + (uint64_t)j * (uint64_t)m + (uint64_t)i;
+                    rem[bit >> 3] |= (uint8_t)(b << (bit & 7));
+                }
+        }
+}
+
+/* ---- attach ---- */
+
+/* Up to 32 bits from any bit offset; reads only the bytes the field touches. */
+static uint32_t read_bits32(const uint8_t *src, uint64_t bit, uint32_t n)
+{
     uint64_t byte = bit >> 3;
     uint32_t shift = (uint32_t)(bit & 7);
     uint32_t need = (shift + n + 7) / 8;
@@ -104,38 +156,6 @@ static inline uint32_t read_bits32(const uint8_t *src, uint64_t bit, uint32_t n)
     acc >>= shift;
     return n == 32 ? (uint32_t)acc : (uint32_t)(acc & ((1ull << n) - 1));
 }
-
-uint32_t vq_get_index(const uint8_t *stream, int64_t rows, uint32_t bits, uint32_t s, int64_t r)
-{
-    int64_t g = r / VQ_GROUP;
-    uint32_t i = (uint32_t)(r % VQ_GROUP);
-    int64_t n = rows - g * VQ_GROUP < VQ_GROUP ? rows - g * VQ_GROUP : VQ_GROUP;
-    uint64_t base = ((uint64_t)s * (uint64_t)rows + (uint64_t)g * VQ_GROUP) * bits;
-    uint32_t v = 0;
-    for (uint32_t j = 0; j < bits; j++) {
-        uint64_t bit = base + (uint64_t)j * (uint64_t)n + i;
-        v |= (uint32_t)((stream[bit >> 3] >> (bit & 7)) & 1u) << j;
-    }
-    return v;
-}
-
-void vq_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits)
-{
-    for (uint32_t s = 0; s < segs; s++)
-        for (int64_t g0 = 0; g0 < rows; g0 += VQ_GROUP) {
-            int64_t n = rows - g0 < VQ_GROUP ? rows - g0 : VQ_GROUP;
-            uint64_t base = ((uint64_t)s * (uint64_t)rows + (uint64_t)g0) * bits;
-            for (uint32_t j = 0; j < bits; j++)
-                for (int64_t i = 0; i < n; i++) {
-                    uint32_t b = (idx[(size_t)s * (size_t)rows + (size_t)(g0 + i)] >> j) & 1u;
-                    uint64_t bit = base + (uint64_t)j * (uint64_t)n + (uint64_t)i;
-                    dst[bit >> 3] |= (uint8_t)(b << (bit & 7));
-                }
-        }
-}
-
-
-/* ---- attach ---- */
 
 static void free_state(vq_state *st)
 {
@@ -335,9 +355,9 @@ static void decode_row(const vq_state *st, int64_t r, float *out)
         const vq_part *pt = &st->part[p];
         for (uint32_t s = 0; s < pt->segs; s++) {
             float g = pt->gs ? pt->gs[(size_t)r * pt->ngroups + s / pt->gsegs] : 1.0f;
-            const float *c0 = pt->cb[0] + (size_t)vq_get_index(pt->idx[0], st->rows, pt->bits[0], s, r) * pt->v;
+            const float *c0 = pt->cb[0] + (size_t)vq_get_index(pt->idx[0], st->rows, pt->segs, pt->bits[0], s, r) * pt->v;
             const float *c1 = pt->bits[1]
-                                  ? pt->cb[1] + (size_t)vq_get_index(pt->idx[1], st->rows, pt->bits[1], s, r) * pt->v
+                                  ? pt->cb[1] + (size_t)vq_get_index(pt->idx[1], st->rows, pt->segs, pt->bits[1], s, r) * pt->v
                                   : NULL;
             for (uint32_t t = 0; t < pt->v; t++) {
                 uint32_t j = s * pt->v + t;

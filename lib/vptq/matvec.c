@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/bytes.h"
 #include "common/cpu.h"
 #include "common/error.h"
 #include "vptq/vptq.h"
@@ -14,22 +15,31 @@
 #define VQ_X86 1
 #endif
 
-/* The 32 indices of a full group from bit offset `base`; planes are 32 bits apart. */
+/* Where a stage's indices live (see layout.c): nb byte planes of n bytes, then a bit-plane
+ * remainder of br bits per index, limit bytes long. */
+typedef struct vq_stream {
+    const uint8_t *bytes, *rem;
+    uint64_t n, limit;
+    uint32_t nb, br;
+} vq_stream;
+
+/* 32 bits of a remainder plane from bit offset `bit`. */
 static inline uint32_t load_plane(const uint8_t *stream, uint64_t limit, uint64_t bit)
 {
-    uint64_t byte = bit >> 3;
-    uint64_t w = 0;
-    if (byte + 8 <= limit)
-        memcpy(&w, stream + byte, 8);
-    else
-        memcpy(&w, stream + byte, (size_t)(limit - byte));
+    uint64_t byte = bit >> 3, w = 0;
+    if (byte + 8 <= limit) {
+        w = hci_get_u64(stream + byte);
+    } else {
+        for (uint64_t i = byte; i < limit; i++)
+            w |= (uint64_t)stream[i] << (8 * (i - byte));
+    }
     return (uint32_t)(w >> (bit & 7));
 }
 
 typedef struct vq_kernel {
     void (*lut)(float *lut, const float *cbt, uint32_t k, uint32_t v, const float *x);
-    /* acc[i] += lut[index of row g0 + i] for the 32 rows of a full group */
-    void (*group)(float *acc, const float *lut, const uint8_t *stream, uint64_t limit, uint64_t base, uint32_t bits);
+    /* acc[i] += lut[index i] for the 32 indices of a full group at position pos of a stream */
+    void (*group)(float *acc, const float *lut, const vq_stream *st, uint64_t pos);
 } vq_kernel;
 
 /* ---- portable ---- */
@@ -46,14 +56,18 @@ static void lut_portable(float *lut, const float *cbt, uint32_t k, uint32_t v, c
     }
 }
 
-static void group_portable(float *acc, const float *lut, const uint8_t *stream, uint64_t limit, uint64_t base,
-                           uint32_t bits)
+static void group_portable(float *acc, const float *lut, const vq_stream *st, uint64_t pos)
 {
     uint32_t idx[VQ_GROUP] = { 0 };
-    for (uint32_t j = 0; j < bits; j++) {
-        uint32_t plane = load_plane(stream, limit, base + 32ull * j);
+    for (uint32_t j = 0; j < st->nb; j++) {
+        const uint8_t *b = st->bytes + j * st->n + pos;
         for (uint32_t i = 0; i < VQ_GROUP; i++)
-            idx[i] |= ((plane >> i) & 1u) << j;
+            idx[i] |= (uint32_t)b[i] << (8 * j);
+    }
+    for (uint32_t j = 0; j < st->br; j++) {
+        uint32_t plane = load_plane(st->rem, st->limit, pos * st->br + 32ull * j);
+        for (uint32_t i = 0; i < VQ_GROUP; i++)
+            idx[i] |= ((plane >> i) & 1u) << (8 * st->nb + j);
     }
     for (uint32_t i = 0; i < VQ_GROUP; i++)
         acc[i] += lut[idx[i]];
@@ -79,27 +93,33 @@ __attribute__((target("avx2,fma"))) static void lut_avx2(float *lut, const float
     }
 }
 
-__attribute__((target("avx2,fma"))) static void group_avx2(float *acc, const float *lut, const uint8_t *stream,
-                                                          uint64_t limit, uint64_t base, uint32_t bits)
+__attribute__((target("avx2,fma"))) static void group_avx2(float *acc, const float *lut, const vq_stream *st,
+                                                          uint64_t pos)
 {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
-    __m256i i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0;
-    for (uint32_t j = 0; j < bits; j++) {
-        uint32_t plane = load_plane(stream, limit, base + 32ull * j);
-        __m128i sh = _mm_cvtsi32_si128((int)j);
-        __m256i p = _mm256_set1_epi32((int)plane);
-        i0 = _mm256_or_si256(i0, _mm256_sll_epi32(_mm256_and_si256(_mm256_srlv_epi32(p, lane), one), sh));
-        p = _mm256_srli_epi32(p, 8);
-        i1 = _mm256_or_si256(i1, _mm256_sll_epi32(_mm256_and_si256(_mm256_srlv_epi32(p, lane), one), sh));
-        p = _mm256_srli_epi32(p, 8);
-        i2 = _mm256_or_si256(i2, _mm256_sll_epi32(_mm256_and_si256(_mm256_srlv_epi32(p, lane), one), sh));
-        p = _mm256_srli_epi32(p, 8);
-        i3 = _mm256_or_si256(i3, _mm256_sll_epi32(_mm256_and_si256(_mm256_srlv_epi32(p, lane), one), sh));
+    __m256i iv[4];
+    for (int q = 0; q < 4; q++)
+        iv[q] = _mm256_setzero_si256();
+    for (uint32_t j = 0; j < st->nb; j++) {
+        const uint8_t *b = st->bytes + j * st->n + pos;
+        __m128i sh = _mm_cvtsi32_si128((int)(8 * j));
+        for (int q = 0; q < 4; q++) {
+            __m128i by = _mm_loadl_epi64((const __m128i *)(const void *)(b + 8 * q));
+            iv[q] = _mm256_or_si256(iv[q], _mm256_sll_epi32(_mm256_cvtepu8_epi32(by), sh));
+        }
     }
-    _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), _mm256_i32gather_ps(lut, i0, 4)));
-    _mm256_storeu_ps(acc + 8, _mm256_add_ps(_mm256_loadu_ps(acc + 8), _mm256_i32gather_ps(lut, i1, 4)));
-    _mm256_storeu_ps(acc + 16, _mm256_add_ps(_mm256_loadu_ps(acc + 16), _mm256_i32gather_ps(lut, i2, 4)));
-    _mm256_storeu_ps(acc + 24, _mm256_add_ps(_mm256_loadu_ps(acc + 24), _mm256_i32gather_ps(lut, i3, 4)));
+    for (uint32_t j = 0; j < st->br; j++) {
+        uint32_t plane = load_plane(st->rem, st->limit, pos * st->br + 32ull * j);
+        __m128i sh = _mm_cvtsi32_si128((int)(8 * st->nb + j));
+        __m256i p = _mm256_set1_epi32((int)plane);
+        for (int q = 0; q < 4; q++) {
+            iv[q] = _mm256_or_si256(iv[q], _mm256_sll_epi32(_mm256_and_si256(_mm256_srlv_epi32(p, lane), one), sh));
+            p = _mm256_srli_epi32(p, 8);
+        }
+    }
+    for (int q = 0; q < 4; q++)
+        _mm256_storeu_ps(acc + 8 * q,
+                         _mm256_add_ps(_mm256_loadu_ps(acc + 8 * q), _mm256_i32gather_ps(lut, iv[q], 4)));
 }
 
 static const vq_kernel kernel_avx2 = { lut_avx2, group_avx2 };
@@ -122,18 +142,31 @@ VQ_AVX512 static void lut_avx512(float *lut, const float *cbt, uint32_t k, uint3
     }
 }
 
-VQ_AVX512 static void group_avx512(float *acc, const float *lut, const uint8_t *stream, uint64_t limit,
-                                   uint64_t base, uint32_t bits)
+VQ_AVX512 static void group_avx512(float *acc, const float *lut, const vq_stream *st, uint64_t pos)
 {
     __m512i lo = _mm512_setzero_si512(), hi = lo;
-    for (uint32_t j = 0; j < bits; j++) {
-        uint32_t plane = load_plane(stream, limit, base + 32ull * j);
-        __m512i bit = _mm512_set1_epi32((int)(1u << j));
+    for (uint32_t j = 0; j < st->nb; j++) {
+        const uint8_t *b = st->bytes + j * st->n + pos;
+        __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b));
+        __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + 16)));
+        lo = _mm512_or_si512(lo, _mm512_slli_epi32(l, 8 * j));
+        hi = _mm512_or_si512(hi, _mm512_slli_epi32(h, 8 * j));
+    }
+    for (uint32_t j = 0; j < st->br; j++) {
+        uint32_t plane = load_plane(st->rem, st->limit, pos * st->br + 32ull * j);
+        __m512i bit = _mm512_set1_epi32((int)(1u << (8 * st->nb + j)));
         lo = _mm512_mask_or_epi32(lo, (__mmask16)(plane & 0xffffu), lo, bit);
         hi = _mm512_mask_or_epi32(hi, (__mmask16)(plane >> 16), hi, bit);
     }
-    _mm512_storeu_ps(acc, _mm512_add_ps(_mm512_loadu_ps(acc), _mm512_i32gather_ps(lo, lut, 4)));
-    _mm512_storeu_ps(acc + 16, _mm512_add_ps(_mm512_loadu_ps(acc + 16), _mm512_i32gather_ps(hi, lut, 4)));
+    /* scalar loads beat vgatherdps here: two loads a cycle against a gather's microcode */
+    uint32_t idx[VQ_GROUP];
+    float val[VQ_GROUP];
+    _mm512_storeu_si512((void *)idx, lo);
+    _mm512_storeu_si512((void *)(idx + 16), hi);
+    for (uint32_t i = 0; i < VQ_GROUP; i++)
+        val[i] = lut[idx[i]];
+    _mm512_storeu_ps(acc, _mm512_add_ps(_mm512_loadu_ps(acc), _mm512_loadu_ps(val)));
+    _mm512_storeu_ps(acc + 16, _mm512_add_ps(_mm512_loadu_ps(acc + 16), _mm512_loadu_ps(val + 16)));
 }
 
 static const vq_kernel kernel_avx512 = { lut_avx512, group_avx512 };
@@ -202,17 +235,18 @@ static int matvec_with(const vq_kernel *kn, const vq_state *st, const float *x, 
                 if (!pt->bits[stg])
                     continue;
                 uint32_t bits = pt->bits[stg];
-                uint64_t limit = vq_index_bytes(st->rows, pt->segs, bits);
+                uint64_t n = (uint64_t)st->rows * pt->segs;
+                vq_stream str = { pt->idx[stg], pt->idx[stg] + (bits / 8) * n, n, 0, bits / 8, bits % 8 };
+                str.limit = (n * str.br + 7) / 8;
                 for (uint32_t s = s0; s < s1; s++) {
                     kn->lut(lut, pt->cbt[stg], pt->k[stg], pt->v, xs + (size_t)s * pt->v);
                     for (int64_t r = row0; r < row1; r++) {
                         if (r >= gfirst && r < glast) {
-                            uint64_t base = ((uint64_t)s * (uint64_t)st->rows + (uint64_t)r) * bits;
-                            kn->group(tgt + (r - row0), lut, pt->idx[stg], limit, base, bits);
+                            kn->group(tgt + (r - row0), lut, &str, (uint64_t)s * (uint64_t)st->rows + (uint64_t)r);
                             r += VQ_GROUP - 1;
                             continue;
                         }
-                        tgt[r - row0] += lut[vq_get_index(pt->idx[stg], st->rows, bits, s, r)];
+                        tgt[r - row0] += lut[vq_get_index(pt->idx[stg], st->rows, pt->segs, bits, s, r)];
                     }
                 }
             }

@@ -86,9 +86,9 @@ typedef struct vq_state {
     int64_t rows, cols;
 } vq_state;
 
-/* Index of (segment s, row r) in a bit-plane stream of `rows` rows at `bits` bits. */
-uint32_t vq_get_index(const uint8_t *stream, int64_t rows, uint32_t bits, uint32_t s, int64_t r);
-/* Writes segs x rows indices (segment-major) as a bit-plane stream (dst pre-zeroed). */
+/* Index of (segment s, row r) in a stream of rows x segs indices at `bits` bits. */
+uint32_t vq_get_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r);
+/* Writes segs x rows indices (segment-major) as an index stream (dst pre-zeroed). */
 void vq_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits);
 /* Bytes of a stream of segs x rows indices. */
 uint64_t vq_index_bytes(int64_t rows, uint32_t segs, uint32_t bits);
