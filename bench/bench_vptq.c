@@ -257,12 +257,12 @@ static json_object *refine_case(uint32_t steps)
         for (int64_t b = 0; b < a; b++)
             h[a * cols + b] = h[b * cols + a];
     hci_matrix m = { "refine", w, rows, cols, rows * cols, NULL, h };
-    vq_scales sc;
+    hci_vq_scales sc;
     memset(&sc, 0, sizeof sc);
     uint32_t *colmap = malloc(sizeof(uint32_t) * cols);
     for (int64_t c = 0; c < cols; c++)
         colmap[c] = (uint32_t)c;
-    vq_part_cfg pc = { 4, { 8, 0 }, 0 };
+    hci_vq_part_cfg pc = { 4, { 8, 0 }, 0 };
     hc_vptq_options o = HC_VPTQ_OPTIONS_INIT;
     json_object *res = json_object_new_object();
     json_object_object_add(res, "rows", json_object_new_int64(rows));
@@ -270,17 +270,17 @@ static json_object *refine_case(uint32_t steps)
     json_object_object_add(res, "v", json_object_new_int(4));
     json_object_object_add(res, "k", json_object_new_int(256));
     for (int filter = 0; filter <= 1; filter++) {
-        vq_work wk;
-        if (vq_make_work(&wk, &m, &sc, colmap, (uint32_t)cols, 4, 0, 1) != HC_OK)
+        hci_vq_work wk;
+        if (hci_vq_make_work(&wk, &m, &sc, colmap, (uint32_t)cols, 4, 0, 1) != HC_OK)
             die("work");
         size_t nvec = (size_t)wk.segs * (size_t)rows;
         float *cb[2] = { malloc(sizeof(float) * 256 * 4), NULL };
         uint32_t *idx[2] = { malloc(sizeof(uint32_t) * nvec), NULL };
-        if (vq_quantise_part(cb, idx, &wk, &pc, h, &o, 1) != HC_OK)
+        if (hci_vq_quantise_part(cb, idx, &wk, &pc, h, &o, 1) != HC_OK)
             die("quantise");
         double *loss = malloc(sizeof(double) * (steps + 1));
         uint32_t k[2] = { 256, 0 };
-        if (vq_refine(cb, k, idx, &wk, h, steps, filter, loss) != HC_OK)
+        if (hci_vq_refine(cb, k, idx, &wk, h, steps, filter, loss) != HC_OK)
             die("refine");
         json_object *arr = json_object_new_array();
         for (uint32_t i = 0; i <= steps; i++)
@@ -295,7 +295,7 @@ static json_object *refine_case(uint32_t steps)
         free(loss);
         free(cb[0]);
         free(idx[0]);
-        vq_free_work(&wk);
+        hci_vq_free_work(&wk);
     }
     free(colmap);
     free(w);

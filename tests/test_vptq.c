@@ -86,13 +86,13 @@ START_TEST(bit_plane_streams_round_trip)
     test_rng r = { 9 };
     for (int i = 0; i < 105; i++)
         idx[i] = (uint32_t)(test_rng_next(&r) % 32);
-    uint64_t n = vq_index_bytes(rows, segs, bits);
+    uint64_t n = hci_vq_index_bytes(rows, segs, bits);
     ck_assert_uint_eq(n, (105 * 5 + 7) / 8);
     uint8_t *buf = calloc(n, 1);
-    vq_put_indices(buf, idx, rows, segs, bits);
+    hci_vq_put_indices(buf, idx, rows, segs, bits);
     for (uint32_t s = 0; s < segs; s++)
         for (int64_t q = 0; q < rows; q++)
-            back[s * rows + q] = vq_get_index(buf, rows, segs, bits, s, q);
+            back[s * rows + q] = hci_vq_get_index(buf, rows, segs, bits, s, q);
     ck_assert_mem_eq(idx, back, sizeof idx);
     /* bit j of row 33 (second group, 3 rows) of segment 1 sits at (1*35 + 32)*5 + j*3 + 1 */
     for (uint32_t j = 0; j < bits; j++) {
@@ -105,15 +105,15 @@ START_TEST(bit_plane_streams_round_trip)
         uint32_t big[105], got[105];
         for (int i = 0; i < 105; i++)
             big[i] = (uint32_t)(test_rng_next(&r) % (1u << b));
-        uint64_t nb = vq_index_bytes(rows, segs, b);
+        uint64_t nb = hci_vq_index_bytes(rows, segs, b);
         ck_assert_uint_eq(nb, (105 * b + 7) / 8);
         uint8_t *p = calloc(nb, 1);
-        vq_put_indices(p, big, rows, segs, b);
+        hci_vq_put_indices(p, big, rows, segs, b);
         for (int i = 0; i < 105; i++)
             ck_assert_uint_eq(p[i], big[i] & 255); /* the low byte plane comes first */
         for (uint32_t s = 0; s < segs; s++)
             for (int64_t q = 0; q < rows; q++)
-                got[s * rows + q] = vq_get_index(p, rows, segs, b, s, q);
+                got[s * rows + q] = hci_vq_get_index(p, rows, segs, b, s, q);
         ck_assert_mem_eq(big, got, sizeof big);
         free(p);
     }
@@ -220,7 +220,7 @@ START_TEST(fused_matvec_matches_decode_and_portable)
         for (uint32_t t = 1; t <= 3; t++) {
             ck_assert_ok(hc_ctensor_set_threads(ct, t));
             ck_assert_ok(hc_ctensor_matvec(ct, x, y));
-            ck_assert_ok(vq_matvec_portable(ct->state, x, yp, 0, rows));
+            ck_assert_ok(hci_vq_matvec_portable(ct->state, x, yp, 0, rows));
             for (int64_t r = 0; r < rows; r++) {
                 ck_assert_msg(fabs(y[r] - ref[r]) <= 1e-4 * (scale + 1), "%s row %lld: %g vs %g", specs[i],
                               (long long)r, (double)y[r], ref[r]);
@@ -256,7 +256,7 @@ START_TEST(fused_matvec_matches_decode_and_portable)
         for (int64_t r = 0; r < r2; r++)
             ck_assert(fabs(y2[r] - ref2[r]) <= 1e-4 * (1 + fabs(ref2[r])));
     }
-    ck_assert_ok(vq_matvec_portable(ct->state, x, y2, 7, 999));
+    ck_assert_ok(hci_vq_matvec_portable(ct->state, x, y2, 7, 999));
     for (int64_t r = 7; r < 999; r++)
         ck_assert(fabs(y2[r] - ref2[r]) <= 1e-4 * (1 + fabs(ref2[r])));
     free(d);
@@ -435,7 +435,7 @@ START_TEST(hostile_payloads_are_rejected)
         fix_crc(c, size);
         ck_assert_status(hc_ctensor_deserialize(&back, c, size), HC_EFORMAT, "outlier column");
         memcpy(c, b, size);
-        vq_config cfg;
+        hci_vq_config cfg;
         memset(&cfg, 0, sizeof cfg);
         cfg.flags = VQ_FLAG_ROW | VQ_FLAG_COL;
         cfg.n_out = 3;
@@ -443,8 +443,8 @@ START_TEST(hostile_payloads_are_rejected)
         cfg.part[0].bits[0] = 4;
         cfg.part[0].bits[1] = 2;
         cfg.part[1] = cfg.part[0];
-        vq_sections sec;
-        ck_assert(vq_layout(&sec, &cfg, 40, 30));
+        hci_vq_sections sec;
+        ck_assert(hci_vq_layout(&sec, &cfg, 40, 30));
         ck_assert_uint_eq(sec.payload_len + 56 + 4, size);
         hci_put_u16(c + 56 + sec.cb[0][0], 0x7c00); /* +inf */
         fix_crc(c, size);

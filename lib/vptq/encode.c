@@ -11,7 +11,7 @@
 #include "kmeans.h"
 #include "vptq/encode.h"
 
-void vq_round_f16(float *x, size_t n)
+void hci_vq_round_f16(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         x[i] = hci_f16_to_f32(hci_f32_to_f16(x[i]));
@@ -19,7 +19,7 @@ void vq_round_f16(float *x, size_t n)
 
 /* ---- scales ---- */
 
-void vq_free_scales(vq_scales *sc)
+void hci_vq_free_scales(hci_vq_scales *sc)
 {
     hci_free(sc->cs);
     hci_free(sc->rs);
@@ -27,7 +27,7 @@ void vq_free_scales(vq_scales *sc)
     memset(sc, 0, sizeof *sc);
 }
 
-int vq_make_scales(vq_scales *sc, const hci_matrix *w, uint32_t flags)
+int hci_vq_make_scales(hci_vq_scales *sc, const hci_matrix *w, uint32_t flags)
 {
     memset(sc, 0, sizeof *sc);
     int64_t rows = w->rows, cols = w->cols;
@@ -46,7 +46,7 @@ int vq_make_scales(vq_scales *sc, const hci_matrix *w, uint32_t flags)
         sc->rs = hci_malloc_array((size_t)rows, sizeof(float));
         sc->rq = hci_malloc_array((size_t)rows, 1);
         if (!sc->rs || !sc->rq) {
-            vq_free_scales(sc);
+            hci_vq_free_scales(sc);
             return HC_ENOMEM;
         }
         float maxr = 0.0f;
@@ -70,7 +70,7 @@ int vq_make_scales(vq_scales *sc, const hci_matrix *w, uint32_t flags)
                 q = q < 0 ? 0 : (q > 254 ? 254 : q);
             }
             sc->rq[r] = (uint8_t)q;
-            sc->rs[r] = vq_row_scale(base, (uint8_t)q);
+            sc->rs[r] = hci_vq_row_scale(base, (uint8_t)q);
         }
     }
     return HC_OK;
@@ -79,7 +79,7 @@ int vq_make_scales(vq_scales *sc, const hci_matrix *w, uint32_t flags)
 /* ---- outliers ---- */
 
 /* The n_out columns with the largest importance (when given) or norm, ascending. */
-int vq_pick_outliers(uint32_t *out, uint32_t n_out, const hci_matrix *w)
+int hci_vq_pick_outliers(uint32_t *out, uint32_t n_out, const hci_matrix *w)
 {
     if (!n_out)
         return HC_OK;
@@ -120,7 +120,7 @@ int vq_pick_outliers(uint32_t *out, uint32_t n_out, const hci_matrix *w)
 
 /* ---- work arrays of a part ---- */
 
-void vq_free_work(vq_work *wk)
+void hci_vq_free_work(hci_vq_work *wk)
 {
     hci_free(wk->vec);
     hci_free(wk->vec0);
@@ -132,7 +132,7 @@ void vq_free_work(vq_work *wk)
     memset(wk, 0, sizeof *wk);
 }
 
-int vq_make_work(vq_work *wk, const hci_matrix *w, const vq_scales *sc, const uint32_t *cols, uint32_t ncols,
+int hci_vq_make_work(hci_vq_work *wk, const hci_matrix *w, const hci_vq_scales *sc, const uint32_t *cols, uint32_t ncols,
                  uint32_t v, uint32_t gsegs, int keep_original)
 {
     memset(wk, 0, sizeof *wk);
@@ -149,7 +149,7 @@ int vq_make_work(vq_work *wk, const hci_matrix *w, const vq_scales *sc, const ui
     if (keep_original)
         wk->vec0 = hci_malloc_array(nvec, (size_t)v * sizeof(float));
     if (!wk->vec || !wk->wt || !wk->dimw || !wk->rs2 || (keep_original && !wk->vec0)) {
-        vq_free_work(wk);
+        hci_vq_free_work(wk);
         return HC_ENOMEM;
     }
     for (uint32_t j = 0; j < ncols; j++) {
@@ -182,13 +182,13 @@ int vq_make_work(vq_work *wk, const hci_matrix *w, const vq_scales *sc, const ui
         }
     }
     wk->gsegs = gsegs;
-    wk->ngroups = vq_ngroups(wk->segs, gsegs);
+    wk->ngroups = hci_vq_ngroups(wk->segs, gsegs);
     if (wk->ngroups) {
         /* group scales: 4-bit log codes of each group's RMS, applied on top of row/column scales */
         wk->gs = hci_malloc_array((size_t)w->rows, (size_t)wk->ngroups * sizeof(float));
         wk->gq = hci_malloc_array((size_t)w->rows, wk->ngroups);
         if (!wk->gs || !wk->gq) {
-            vq_free_work(wk);
+            hci_vq_free_work(wk);
             return HC_ENOMEM;
         }
         for (int64_t r = 0; r < w->rows; r++)
@@ -205,7 +205,7 @@ int vq_make_work(vq_work *wk, const hci_matrix *w, const vq_scales *sc, const ui
                     q = (int)lrint(log2(e / cnt) + 12.0); /* 2 log2(rms) + 12 */
                     q = q < 0 ? 0 : (q > 15 ? 15 : q);
                 }
-                float gsv = vq_group_scale((uint32_t)q);
+                float gsv = hci_vq_group_scale((uint32_t)q);
                 wk->gq[(size_t)r * wk->ngroups + g] = (uint8_t)q;
                 wk->gs[(size_t)r * wk->ngroups + g] = gsv;
                 for (uint32_t s = g * gsegs; s < (g + 1) * gsegs && s < wk->segs; s++) {
@@ -222,7 +222,7 @@ int vq_make_work(vq_work *wk, const hci_matrix *w, const vq_scales *sc, const ui
 }
 
 /* The part's Hessian in its column order, scaled by the column scales: H'[a][b] = cs_a cs_b H. */
-float *vq_part_hessian(const hci_matrix *w, const vq_scales *sc, const uint32_t *cols, uint32_t ncols)
+float *hci_vq_part_hessian(const hci_matrix *w, const hci_vq_scales *sc, const uint32_t *cols, uint32_t ncols)
 {
     float *h = hci_malloc_array((size_t)ncols * ncols, sizeof(float));
     if (!h)
@@ -238,7 +238,7 @@ float *vq_part_hessian(const hci_matrix *w, const vq_scales *sc, const uint32_t 
 
 /* ---- quantising a part ---- */
 
-static const float *weights_or_null(const vq_work *wk)
+static const float *weights_or_null(const hci_vq_work *wk)
 {
     size_t n = (size_t)wk->segs * (size_t)wk->rows;
     double total = 0.0;
@@ -247,8 +247,8 @@ static const float *weights_or_null(const vq_work *wk)
     return total > 0.0 ? wk->wt : NULL;
 }
 
-int vq_quantise_part(float *cb[2], uint32_t *idx[2], const vq_work *wk, const vq_part_cfg *pc, const float *h,
-                     const vq_opts *o, uint32_t threads)
+int hci_vq_quantise_part(float *cb[2], uint32_t *idx[2], const hci_vq_work *wk, const hci_vq_part_cfg *pc, const float *h,
+                     const hci_vq_opts *o, uint32_t threads)
 {
     size_t n = (size_t)wk->segs * (size_t)wk->rows;
     uint32_t v = wk->v;
@@ -262,7 +262,7 @@ int vq_quantise_part(float *cb[2], uint32_t *idx[2], const vq_work *wk, const vq
     int rc = hc_kmeans_learn(cb[0], wk->vec, n, v, wt, &ko, NULL);
     if (rc != HC_OK)
         return rc;
-    vq_round_f16(cb[0], (size_t)ko.k * v);
+    hci_vq_round_f16(cb[0], (size_t)ko.k * v);
     rc = hci_kmeans_assign(idx[0], NULL, wk->vec, n, v, cb[0], ko.k, NULL, threads);
     if (rc != HC_OK || !pc->bits[1])
         goto hessian;
@@ -276,45 +276,45 @@ int vq_quantise_part(float *cb[2], uint32_t *idx[2], const vq_work *wk, const vq
     ko.seed = o->seed + 1;
     rc = hc_kmeans_learn(cb[1], res, n, v, wt, &ko, NULL);
     if (rc == HC_OK) {
-        vq_round_f16(cb[1], (size_t)ko.k * v);
+        hci_vq_round_f16(cb[1], (size_t)ko.k * v);
         rc = hci_kmeans_assign(idx[1], NULL, res, n, v, cb[1], ko.k, NULL, threads);
     }
     hci_free(res);
 hessian:
     if (rc == HC_OK && h) {
         uint32_t k[2] = { 1u << pc->bits[0], pc->bits[1] ? 1u << pc->bits[1] : 0u };
-        rc = vq_gptq_assign(idx, (vq_work *)wk, (const float *const *)cb, k, h, threads);
+        rc = hci_vq_gptq_assign(idx, (hci_vq_work *)wk, (const float *const *)cb, k, h, threads);
     }
     return rc;
 }
 
 /* ---- the codec's compress ---- */
 
-int vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
+int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
 {
-    const vq_opts *o = c->opts;
-    vq_config cfg;
-    int rc = vq_plan(&cfg, o, w, ct->ndim, c->threads);
+    const hci_vq_opts *o = c->opts;
+    hci_vq_config cfg;
+    int rc = hci_vq_plan(&cfg, o, w, ct->ndim, c->threads);
     if (rc != HC_OK)
         return rc;
-    vq_sections sec;
-    if (!vq_layout(&sec, &cfg, w->rows, w->cols) || sec.payload_len > SIZE_MAX / 2)
+    hci_vq_sections sec;
+    if (!hci_vq_layout(&sec, &cfg, w->rows, w->cols) || sec.payload_len > SIZE_MAX / 2)
         return hci_fail(HC_EINVAL, "tensor '%s' (%lld x %lld) is too large for VPTQ", w->name, (long long)w->rows,
                         (long long)w->cols);
     uint8_t *params = hci_calloc(sec.params_len, 1);
     uint8_t *payload = hci_calloc((size_t)sec.payload_len ? (size_t)sec.payload_len : 1, 1);
     uint32_t *outs = hci_malloc_array(cfg.n_out ? cfg.n_out : 1, sizeof(uint32_t));
     uint32_t *cols = hci_malloc_array((size_t)w->cols, sizeof(uint32_t));
-    vq_scales sc;
+    hci_vq_scales sc;
     memset(&sc, 0, sizeof sc);
     if (!params || !payload || !outs || !cols) {
         rc = HC_ENOMEM;
         goto fail;
     }
-    vq_write_params(params, &cfg);
-    rc = vq_make_scales(&sc, w, cfg.flags);
+    hci_vq_write_params(params, &cfg);
+    rc = hci_vq_make_scales(&sc, w, cfg.flags);
     if (rc == HC_OK)
-        rc = vq_pick_outliers(outs, cfg.n_out, w);
+        rc = hci_vq_pick_outliers(outs, cfg.n_out, w);
     if (rc != HC_OK)
         goto fail;
     for (uint32_t i = 0; i < cfg.n_out; i++)
@@ -330,9 +330,9 @@ int vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
         hci_put_u16(payload + sec.row_scales, sc.rbase_h);
         memcpy(payload + sec.row_scales + 2, sc.rq, (size_t)w->rows);
     }
-    for (uint32_t p = 0; p < vq_nparts(&cfg) && rc == HC_OK; p++) {
-        const vq_part_cfg *pc = &cfg.part[p];
-        uint32_t ncols = vq_part_cols(&cfg, w->cols, p);
+    for (uint32_t p = 0; p < hci_vq_nparts(&cfg) && rc == HC_OK; p++) {
+        const hci_vq_part_cfg *pc = &cfg.part[p];
+        uint32_t ncols = hci_vq_part_cols(&cfg, w->cols, p);
         const uint32_t *pcols = outs;
         if (p == 0) {
             uint32_t j = 0, q = 0;
@@ -345,14 +345,14 @@ int vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
             }
             pcols = cols;
         }
-        vq_work wk;
+        hci_vq_work wk;
         int need_orig = w->hessian != NULL || o->refine > 0;
-        rc = vq_make_work(&wk, w, &sc, pcols, ncols, pc->v, pc->gsegs, need_orig);
+        rc = hci_vq_make_work(&wk, w, &sc, pcols, ncols, pc->v, pc->gsegs, need_orig);
         if (rc != HC_OK)
             break;
         float *h = NULL;
-        if (w->hessian && !(h = vq_part_hessian(w, &sc, pcols, ncols))) {
-            vq_free_work(&wk);
+        if (w->hessian && !(h = hci_vq_part_hessian(w, &sc, pcols, ncols))) {
+            hci_vq_free_work(&wk);
             rc = HC_ENOMEM;
             break;
         }
@@ -368,10 +368,10 @@ int vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
                 rc = HC_ENOMEM;
         }
         if (rc == HC_OK)
-            rc = vq_quantise_part(cb, idx, &wk, pc, h, o, c->threads);
+            rc = hci_vq_quantise_part(cb, idx, &wk, pc, h, o, c->threads);
         if (rc == HC_OK && o->refine) {
             uint32_t k[2] = { 1u << pc->bits[0], pc->bits[1] ? 1u << pc->bits[1] : 0u };
-            rc = vq_refine(cb, k, idx, &wk, h, o->refine, (int)o->grokfast, NULL);
+            rc = hci_vq_refine(cb, k, idx, &wk, h, o->refine, (int)o->grokfast, NULL);
         }
         for (size_t i = 0; rc == HC_OK && i < (size_t)w->rows * wk.ngroups; i++)
             payload[sec.grp[p] + i / 2] |= (uint8_t)(wk.gq[i] << (4 * (i & 1)));
@@ -381,18 +381,18 @@ int vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
             size_t kk = (size_t)1 << pc->bits[s];
             for (size_t e = 0; e < kk * pc->v; e++)
                 hci_put_u16(payload + sec.cb[p][s] + 2 * e, hci_f32_to_f16(cb[s][e]));
-            vq_put_indices(payload + sec.idx[p][s], idx[s], w->rows, wk.segs, pc->bits[s]);
+            hci_vq_put_indices(payload + sec.idx[p][s], idx[s], w->rows, wk.segs, pc->bits[s]);
         }
         for (int s = 0; s < 2; s++) {
             hci_free(cb[s]);
             hci_free(idx[s]);
         }
         hci_free(h);
-        vq_free_work(&wk);
+        hci_vq_free_work(&wk);
     }
     if (rc != HC_OK)
         goto fail;
-    vq_free_scales(&sc);
+    hci_vq_free_scales(&sc);
     hci_free(outs);
     hci_free(cols);
     ct->params = params;
@@ -401,7 +401,7 @@ int vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
     ct->payload_len = sec.payload_len;
     return HC_OK;
 fail:
-    vq_free_scales(&sc);
+    hci_vq_free_scales(&sc);
     hci_free(outs);
     hci_free(cols);
     hci_free(params);

@@ -91,7 +91,7 @@ static int inverse_cholesky_upper(double *u, const float *h, uint32_t n, const c
 }
 
 typedef struct feedback_job {
-    vq_work *wk;
+    hci_vq_work *wk;
     const double *u;
     const float *q;     /* rows x v: the segment's reconstruction */
     uint32_t s;
@@ -100,7 +100,7 @@ typedef struct feedback_job {
 static int feedback_rows(void *ctx, int64_t r0, int64_t r1)
 {
     feedback_job *j = ctx;
-    vq_work *wk = j->wk;
+    hci_vq_work *wk = j->wk;
     uint32_t v = wk->v, n = wk->ncols;
     for (uint32_t t = 0; t < v; t++) {
         uint32_t c = j->s * v + t;
@@ -110,18 +110,18 @@ static int feedback_rows(void *ctx, int64_t r0, int64_t r1)
         for (int64_t r = r0; r < r1; r++) {
             float *x = wk->vec + ((size_t)j->s * (size_t)wk->rows + (size_t)r) * v;
             /* the update lives in row-normalised units: undo and redo the group scales */
-            double e = (x[t] - j->q[(size_t)r * v + t]) * vq_work_gs(wk, j->s, r) / urow[c];
+            double e = (x[t] - j->q[(size_t)r * v + t]) * hci_vq_work_gs(wk, j->s, r) / urow[c];
             for (uint32_t c2 = c + 1; c2 < n; c2++) {
                 uint32_t s2 = c2 / v, t2 = c2 % v;
                 wk->vec[((size_t)s2 * (size_t)wk->rows + (size_t)r) * v + t2] -=
-                    (float)(e * urow[c2] / vq_work_gs(wk, s2, r));
+                    (float)(e * urow[c2] / hci_vq_work_gs(wk, s2, r));
             }
         }
     }
     return HC_OK;
 }
 
-int vq_gptq_assign(uint32_t *idx[2], vq_work *wk, const float *const cb[2], const uint32_t k[2], const float *h,
+int hci_vq_gptq_assign(uint32_t *idx[2], hci_vq_work *wk, const float *const cb[2], const uint32_t k[2], const float *h,
                    uint32_t threads)
 {
     uint32_t n = wk->ncols, v = wk->v;

@@ -20,16 +20,16 @@ static uint32_t bits_for(uint64_t n)
     return b;
 }
 
-uint64_t vq_index_bytes(int64_t rows, uint32_t segs, uint32_t bits)
+uint64_t hci_vq_index_bytes(int64_t rows, uint32_t segs, uint32_t bits)
 {
     uint64_t n = (uint64_t)rows * segs;
     return (bits / 8) * n + (n * (bits % 8) + 7) / 8;
 }
 
-int vq_layout(vq_sections *s, const vq_config *c, int64_t rows, int64_t cols)
+int hci_vq_layout(hci_vq_sections *s, const hci_vq_config *c, int64_t rows, int64_t cols)
 {
     memset(s, 0, sizeof *s);
-    uint32_t np = vq_nparts(c);
+    uint32_t np = hci_vq_nparts(c);
     s->params_len = 8u + 4u * np;
     s->col_bits = bits_for((uint64_t)cols);
     uint64_t o = 0;
@@ -42,13 +42,13 @@ int vq_layout(vq_sections *s, const vq_config *c, int64_t rows, int64_t cols)
     if (c->flags & VQ_FLAG_ROW)
         o += 2u + (uint64_t)rows;
     for (uint32_t p = 0; p < np; p++) {
-        const vq_part_cfg *pc = &c->part[p];
-        uint64_t ncols = vq_part_cols(c, cols, p);
+        const hci_vq_part_cfg *pc = &c->part[p];
+        uint64_t ncols = hci_vq_part_cols(c, cols, p);
         uint64_t segs = (ncols + pc->v - 1) / pc->v;
         if (segs > UINT32_MAX || (uint64_t)rows > (UINT64_MAX >> 8) / (segs ? segs : 1) / 32)
             return 0;
         s->grp[p] = o;
-        o += ((uint64_t)rows * vq_ngroups((uint32_t)segs, pc->gsegs) + 1) / 2;
+        o += ((uint64_t)rows * hci_vq_ngroups((uint32_t)segs, pc->gsegs) + 1) / 2;
         for (int st = 0; st < 2; st++) {
             s->cb[p][st] = o;
             if (pc->bits[st])
@@ -57,24 +57,24 @@ int vq_layout(vq_sections *s, const vq_config *c, int64_t rows, int64_t cols)
         for (int st = 0; st < 2; st++) {
             s->idx[p][st] = o;
             if (pc->bits[st])
-                o += vq_index_bytes(rows, (uint32_t)segs, pc->bits[st]);
+                o += hci_vq_index_bytes(rows, (uint32_t)segs, pc->bits[st]);
         }
     }
     s->payload_len = o;
     return 1;
 }
 
-uint64_t vq_serialized_bytes(const vq_config *c, int64_t rows, int64_t cols, uint32_t ndim)
+uint64_t hci_vq_serialized_bytes(const hci_vq_config *c, int64_t rows, int64_t cols, uint32_t ndim)
 {
-    vq_sections s;
-    if (!vq_layout(&s, c, rows, cols))
+    hci_vq_sections s;
+    if (!hci_vq_layout(&s, c, rows, cols))
         return UINT64_MAX;
     return CT_OVERHEAD + 8ull * ndim + s.params_len + s.payload_len;
 }
 
-void vq_write_params(uint8_t *out, const vq_config *c)
+void hci_vq_write_params(uint8_t *out, const hci_vq_config *c)
 {
-    uint32_t np = vq_nparts(c);
+    uint32_t np = hci_vq_nparts(c);
     out[0] = VQ_LAYOUT_VERSION;
     out[1] = (uint8_t)c->flags;
     out[2] = (uint8_t)np;
@@ -110,7 +110,7 @@ static inline uint32_t rem_index(const uint8_t *rem, int64_t rows, uint32_t br, 
     return v;
 }
 
-uint32_t vq_get_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r)
+uint32_t hci_vq_get_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r)
 {
     uint64_t n = (uint64_t)rows * segs, pos = (uint64_t)s * (uint64_t)rows + (uint64_t)r;
     uint32_t nb = bits / 8, v = 0;
@@ -121,7 +121,7 @@ uint32_t vq_get_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32
     return v;
 }
 
-void vq_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits)
+void hci_vq_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits)
 {
     uint64_t n = (uint64_t)rows * segs;
     uint32_t nb = bits / 8, br = bits % 8;
@@ -157,7 +157,7 @@ static uint32_t read_bits32(const uint8_t *src, uint64_t bit, uint32_t n)
     return n == 32 ? (uint32_t)acc : (uint32_t)(acc & ((1ull << n) - 1));
 }
 
-static void free_state(vq_state *st)
+static void free_state(hci_vq_state *st)
 {
     if (!st)
         return;
@@ -175,13 +175,13 @@ static void free_state(vq_state *st)
     hci_free(st);
 }
 
-void vq_detach(hc_ctensor *ct)
+void hci_vq_detach(hc_ctensor *ct)
 {
     free_state(ct->state);
     ct->state = NULL;
 }
 
-static int parse_params(vq_config *c, const hc_ctensor *ct)
+static int parse_params(hci_vq_config *c, const hc_ctensor *ct)
 {
     const uint8_t *p = ct->params;
     memset(c, 0, sizeof *c);
@@ -207,7 +207,7 @@ static int parse_params(vq_config *c, const hc_ctensor *ct)
                         8u + 4u * np);
     for (uint32_t i = 0; i < np; i++) {
         const uint8_t *q = p + 8 + 4 * i;
-        vq_part_cfg *pc = &c->part[i];
+        hci_vq_part_cfg *pc = &c->part[i];
         pc->v = q[0];
         pc->bits[0] = q[1];
         pc->bits[1] = q[2];
@@ -221,13 +221,13 @@ static int parse_params(vq_config *c, const hc_ctensor *ct)
     return HC_OK;
 }
 
-static int build_part(vq_state *st, const hc_ctensor *ct, const vq_sections *sec, uint32_t p,
+static int build_part(hci_vq_state *st, const hc_ctensor *ct, const hci_vq_sections *sec, uint32_t p,
                       const uint32_t *outs)
 {
-    vq_part *pt = &st->part[p];
-    const vq_part_cfg *pc = &st->cfg.part[p];
+    hci_vq_part *pt = &st->part[p];
+    const hci_vq_part_cfg *pc = &st->cfg.part[p];
     pt->v = pc->v;
-    pt->ncols = vq_part_cols(&st->cfg, ct->cols, p);
+    pt->ncols = hci_vq_part_cols(&st->cfg, ct->cols, p);
     pt->segs = (pt->ncols + pt->v - 1) / pt->v;
     pt->cols = hci_malloc_array(pt->ncols ? pt->ncols : 1, sizeof(uint32_t));
     if (!pt->cols)
@@ -245,14 +245,14 @@ static int build_part(vq_state *st, const hc_ctensor *ct, const vq_sections *sec
         }
     }
     pt->gsegs = pc->gsegs;
-    pt->ngroups = vq_ngroups(pt->segs, pc->gsegs);
+    pt->ngroups = hci_vq_ngroups(pt->segs, pc->gsegs);
     if (pt->ngroups) {
         pt->gs = hci_malloc_array((size_t)st->rows, (size_t)pt->ngroups * sizeof(float));
         if (!pt->gs)
             return HC_ENOMEM;
         const uint8_t *g = ct->payload + sec->grp[p];
         for (size_t i = 0; i < (size_t)st->rows * pt->ngroups; i++)
-            pt->gs[i] = vq_group_scale((g[i / 2] >> (4 * (i & 1))) & 15u);
+            pt->gs[i] = hci_vq_group_scale((g[i / 2] >> (4 * (i & 1))) & 15u);
     }
     for (int s = 0; s < 2; s++) {
         pt->bits[s] = pc->bits[s];
@@ -278,25 +278,25 @@ static int build_part(vq_state *st, const hc_ctensor *ct, const vq_sections *sec
     return HC_OK;
 }
 
-int vq_attach(hc_ctensor *ct)
+int hci_vq_attach(hc_ctensor *ct)
 {
-    vq_config cfg;
+    hci_vq_config cfg;
     int rc = parse_params(&cfg, ct);
     if (rc != HC_OK)
         return rc;
-    vq_sections sec;
-    if (!vq_layout(&sec, &cfg, ct->rows, ct->cols))
+    hci_vq_sections sec;
+    if (!hci_vq_layout(&sec, &cfg, ct->rows, ct->cols))
         return hci_fail(HC_EFORMAT, "vptq tensor of %lld x %lld: its layout sizes overflow", (long long)ct->rows,
                         (long long)ct->cols);
     if (ct->payload_len != sec.payload_len)
         return hci_fail(HC_EFORMAT, "vptq tensor of %lld x %lld has a payload of %llu bytes; its layout needs %llu",
                         (long long)ct->rows, (long long)ct->cols, (unsigned long long)ct->payload_len,
                         (unsigned long long)sec.payload_len);
-    vq_state *st = hci_calloc(1, sizeof *st);
+    hci_vq_state *st = hci_calloc(1, sizeof *st);
     if (!st)
         return HC_ENOMEM;
     st->cfg = cfg;
-    st->nparts = vq_nparts(&cfg);
+    st->nparts = hci_vq_nparts(&cfg);
     st->rows = ct->rows;
     st->cols = ct->cols;
     uint32_t *outs = hci_malloc_array(cfg.n_out ? cfg.n_out : 1, sizeof(uint32_t));
@@ -332,7 +332,7 @@ int vq_attach(hc_ctensor *ct)
         else if (!isfinite(base) || base < 0.0f)
             rc = hci_fail(HC_EFORMAT, "vptq row scale base is %g; it must be finite and >= 0", (double)base);
         for (int64_t r = 0; rc == HC_OK && r < ct->rows; r++)
-            st->row_scale[r] = vq_row_scale(base, rs[2 + r]);
+            st->row_scale[r] = hci_vq_row_scale(base, rs[2 + r]);
     }
     for (uint32_t p = 0; p < st->nparts && rc == HC_OK; p++)
         rc = build_part(st, ct, &sec, p, outs);
@@ -348,16 +348,16 @@ int vq_attach(hc_ctensor *ct)
 /* ---- decode ---- */
 
 /* Writes row r of the decoded matrix into out (cols floats). */
-static void decode_row(const vq_state *st, int64_t r, float *out)
+static void decode_row(const hci_vq_state *st, int64_t r, float *out)
 {
     float rs = st->row_scale ? st->row_scale[r] : 1.0f;
     for (uint32_t p = 0; p < st->nparts; p++) {
-        const vq_part *pt = &st->part[p];
+        const hci_vq_part *pt = &st->part[p];
         for (uint32_t s = 0; s < pt->segs; s++) {
             float g = pt->gs ? pt->gs[(size_t)r * pt->ngroups + s / pt->gsegs] : 1.0f;
-            const float *c0 = pt->cb[0] + (size_t)vq_get_index(pt->idx[0], st->rows, pt->segs, pt->bits[0], s, r) * pt->v;
+            const float *c0 = pt->cb[0] + (size_t)hci_vq_get_index(pt->idx[0], st->rows, pt->segs, pt->bits[0], s, r) * pt->v;
             const float *c1 = pt->bits[1]
-                                  ? pt->cb[1] + (size_t)vq_get_index(pt->idx[1], st->rows, pt->segs, pt->bits[1], s, r) * pt->v
+                                  ? pt->cb[1] + (size_t)hci_vq_get_index(pt->idx[1], st->rows, pt->segs, pt->bits[1], s, r) * pt->v
                                   : NULL;
             for (uint32_t t = 0; t < pt->v; t++) {
                 uint32_t j = s * pt->v + t;
@@ -371,9 +371,9 @@ static void decode_row(const vq_state *st, int64_t r, float *out)
     }
 }
 
-int vq_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out)
+int hci_vq_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out)
 {
-    const vq_state *st = ct->state;
+    const hci_vq_state *st = ct->state;
     float *row = hci_malloc_array((size_t)ct->cols, sizeof(float));
     if (!row)
         return HC_ENOMEM;

@@ -17,11 +17,11 @@
 
 /* Where a stage's indices live (see layout.c): nb byte planes of n bytes, then a bit-plane
  * remainder of br bits per index, limit bytes long. */
-typedef struct vq_stream {
+typedef struct hci_vq_stream {
     const uint8_t *bytes, *rem;
     uint64_t n, limit;
     uint32_t nb, br;
-} vq_stream;
+} hci_vq_stream;
 
 /* 32 bits of a remainder plane from bit offset `bit`. */
 static inline uint32_t load_plane(const uint8_t *stream, uint64_t limit, uint64_t bit)
@@ -36,11 +36,11 @@ static inline uint32_t load_plane(const uint8_t *stream, uint64_t limit, uint64_
     return (uint32_t)(w >> (bit & 7));
 }
 
-typedef struct vq_kernel {
+typedef struct hci_vq_kernel {
     void (*lut)(float *lut, const float *cbt, uint32_t k, uint32_t v, const float *x);
     /* acc[i] += lut[index i] for the 32 indices of a full group at position pos of a stream */
-    void (*group)(float *acc, const float *lut, const vq_stream *st, uint64_t pos);
-} vq_kernel;
+    void (*group)(float *acc, const float *lut, const hci_vq_stream *st, uint64_t pos);
+} hci_vq_kernel;
 
 /* ---- portable ---- */
 
@@ -56,7 +56,7 @@ static void lut_portable(float *lut, const float *cbt, uint32_t k, uint32_t v, c
     }
 }
 
-static void group_portable(float *acc, const float *lut, const vq_stream *st, uint64_t pos)
+static void group_portable(float *acc, const float *lut, const hci_vq_stream *st, uint64_t pos)
 {
     uint32_t idx[VQ_GROUP] = { 0 };
     for (uint32_t j = 0; j < st->nb; j++) {
@@ -73,7 +73,7 @@ static void group_portable(float *acc, const float *lut, const vq_stream *st, ui
         acc[i] += lut[idx[i]];
 }
 
-static const vq_kernel kernel_portable = { lut_portable, group_portable };
+static const hci_vq_kernel kernel_portable = { lut_portable, group_portable };
 
 #ifdef VQ_X86
 /* ---- AVX2 ---- */
@@ -93,7 +93,7 @@ __attribute__((target("avx2,fma"))) static void lut_avx2(float *lut, const float
     }
 }
 
-__attribute__((target("avx2,fma"))) static void group_avx2(float *acc, const float *lut, const vq_stream *st,
+__attribute__((target("avx2,fma"))) static void group_avx2(float *acc, const float *lut, const hci_vq_stream *st,
                                                           uint64_t pos)
 {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
@@ -122,7 +122,7 @@ __attribute__((target("avx2,fma"))) static void group_avx2(float *acc, const flo
                          _mm256_add_ps(_mm256_loadu_ps(acc + 8 * q), _mm256_i32gather_ps(lut, iv[q], 4)));
 }
 
-static const vq_kernel kernel_avx2 = { lut_avx2, group_avx2 };
+static const hci_vq_kernel kernel_avx2 = { lut_avx2, group_avx2 };
 
 /* ---- AVX-512 ---- */
 
@@ -142,7 +142,7 @@ VQ_AVX512 static void lut_avx512(float *lut, const float *cbt, uint32_t k, uint3
     }
 }
 
-VQ_AVX512 static void group_avx512(float *acc, const float *lut, const vq_stream *st, uint64_t pos)
+VQ_AVX512 static void group_avx512(float *acc, const float *lut, const hci_vq_stream *st, uint64_t pos)
 {
     __m512i lo = _mm512_setzero_si512(), hi = lo;
     for (uint32_t j = 0; j < st->nb; j++) {
@@ -169,10 +169,10 @@ VQ_AVX512 static void group_avx512(float *acc, const float *lut, const vq_stream
     _mm512_storeu_ps(acc + 16, _mm512_add_ps(_mm512_loadu_ps(acc + 16), _mm512_loadu_ps(val + 16)));
 }
 
-static const vq_kernel kernel_avx512 = { lut_avx512, group_avx512 };
+static const hci_vq_kernel kernel_avx512 = { lut_avx512, group_avx512 };
 #endif
 
-static const vq_kernel *pick_kernel(hci_isa isa)
+static const hci_vq_kernel *pick_kernel(hci_isa isa)
 {
 #ifdef VQ_X86
     if (isa == HCI_ISA_AVX512)
@@ -185,7 +185,7 @@ static const vq_kernel *pick_kernel(hci_isa isa)
     return &kernel_portable;
 }
 
-static int matvec_with(const vq_kernel *kn, const vq_state *st, const float *x, float *y, int64_t row0,
+static int matvec_with(const hci_vq_kernel *kn, const hci_vq_state *st, const float *x, float *y, int64_t row0,
                        int64_t row1)
 {
     int64_t nr = row1 - row0;
@@ -215,7 +215,7 @@ static int matvec_with(const vq_kernel *kn, const vq_state *st, const float *x, 
     if (glast < gfirst)
         glast = gfirst;
     for (uint32_t p = 0; p < st->nparts; p++) {
-        const vq_part *pt = &st->part[p];
+        const hci_vq_part *pt = &st->part[p];
         for (uint32_t j = 0; j < pt->segs * pt->v; j++) {
             if (j < pt->ncols) {
                 uint32_t c = pt->cols[j];
@@ -236,7 +236,7 @@ static int matvec_with(const vq_kernel *kn, const vq_state *st, const float *x, 
                     continue;
                 uint32_t bits = pt->bits[stg];
                 uint64_t n = (uint64_t)st->rows * pt->segs;
-                vq_stream str = { pt->idx[stg], pt->idx[stg] + (bits / 8) * n, n, 0, bits / 8, bits % 8 };
+                hci_vq_stream str = { pt->idx[stg], pt->idx[stg] + (bits / 8) * n, n, 0, bits / 8, bits % 8 };
                 str.limit = (n * str.br + 7) / 8;
                 for (uint32_t s = s0; s < s1; s++) {
                     kn->lut(lut, pt->cbt[stg], pt->k[stg], pt->v, xs + (size_t)s * pt->v);
@@ -246,7 +246,7 @@ static int matvec_with(const vq_kernel *kn, const vq_state *st, const float *x, 
                             r += VQ_GROUP - 1;
                             continue;
                         }
-                        tgt[r - row0] += lut[vq_get_index(pt->idx[stg], st->rows, pt->segs, bits, s, r)];
+                        tgt[r - row0] += lut[hci_vq_get_index(pt->idx[stg], st->rows, pt->segs, bits, s, r)];
                     }
                 }
             }
@@ -264,12 +264,12 @@ static int matvec_with(const vq_kernel *kn, const vq_state *st, const float *x, 
     return HC_OK;
 }
 
-int vq_matvec_portable(const vq_state *st, const float *x, float *y, int64_t row0, int64_t row1)
+int hci_vq_matvec_portable(const hci_vq_state *st, const float *x, float *y, int64_t row0, int64_t row1)
 {
     return matvec_with(&kernel_portable, st, x, y, row0, row1);
 }
 
-int vq_matvec(const hc_ctensor *ct, const float *x, float *y, int64_t row0, int64_t row1)
+int hci_vq_matvec(const hc_ctensor *ct, const float *x, float *y, int64_t row0, int64_t row1)
 {
     return matvec_with(pick_kernel(hci_cpu_isa()), ct->state, x, y, row0, row1);
 }

@@ -18,7 +18,7 @@
 #define TRIAL_WORK 3.0e9
 
 typedef struct cand {
-    vq_config cfg;
+    hci_vq_config cfg;
     double err;
 } cand;
 
@@ -38,20 +38,20 @@ static uint32_t log2u(uint32_t k)
     return b;
 }
 
-static double budget_bytes(const vq_opts *o, const hci_matrix *w)
+static double budget_bytes(const hci_vq_opts *o, const hci_matrix *w)
 {
     return o->bpw > 0.0f ? floor((double)o->bpw * (double)w->numel / 8.0) : INFINITY;
 }
 
-static int fits(const vq_config *c, const hci_matrix *w, uint32_t ndim, double budget)
+static int fits(const hci_vq_config *c, const hci_matrix *w, uint32_t ndim, double budget)
 {
-    uint64_t b = vq_serialized_bytes(c, w->rows, w->cols, ndim);
+    uint64_t b = hci_vq_serialized_bytes(c, w->rows, w->cols, ndim);
     return b != UINT64_MAX && (double)b <= budget;
 }
 
 /* The outlier part follows the main part's vector length and index bits with codebooks of
  * its own, so the few columns that dominate the error stop distorting the main codebook. */
-static void set_outliers(vq_config *c)
+static void set_outliers(hci_vq_config *c)
 {
     if (!c->n_out)
         return;
@@ -63,10 +63,10 @@ static void set_outliers(vq_config *c)
 
 /* The largest layout with vector length v and the requested stage structure that fits;
  * returns 0 when none does. stages: 1 single, 2 two stages, 0 as the options say. */
-static int best_fit(vq_config *out, const vq_config *base, uint32_t v, int stages, const vq_opts *o,
+static int best_fit(hci_vq_config *out, const hci_vq_config *base, uint32_t v, int stages, const hci_vq_opts *o,
                     const hci_matrix *w, uint32_t ndim, double budget)
 {
-    vq_config c = *base;
+    hci_vq_config c = *base;
     c.part[0].v = v;
     if (o->k) {
         c.part[0].bits[0] = log2u(o->k);
@@ -127,12 +127,12 @@ static int best_fit(vq_config *out, const vq_config *base, uint32_t v, int stage
     return 0;
 }
 
-static double trial_work(const vq_config *c, const hci_matrix *w)
+static double trial_work(const hci_vq_config *c, const hci_matrix *w)
 {
     double total = 0.0;
-    for (uint32_t p = 0; p < vq_nparts(c); p++) {
-        const vq_part_cfg *pc = &c->part[p];
-        double n = ceil((double)vq_part_cols(c, w->cols, p) / pc->v) * (double)w->rows;
+    for (uint32_t p = 0; p < hci_vq_nparts(c); p++) {
+        const hci_vq_part_cfg *pc = &c->part[p];
+        double n = ceil((double)hci_vq_part_cols(c, w->cols, p) / pc->v) * (double)w->rows;
         double tr = n < TRIAL_VECTORS ? n : TRIAL_VECTORS;
         for (int s = 0; s < 2; s++)
             if (pc->bits[s])
@@ -142,10 +142,10 @@ static double trial_work(const vq_config *c, const hci_matrix *w)
 }
 
 /* Weighted squared error in the original space of a short trial of layout c. */
-static int trial(double *err, const vq_config *c, const hci_matrix *w, const vq_opts *o, uint32_t threads)
+static int trial(double *err, const hci_vq_config *c, const hci_matrix *w, const hci_vq_opts *o, uint32_t threads)
 {
-    vq_scales sc;
-    int rc = vq_make_scales(&sc, w, c->flags);
+    hci_vq_scales sc;
+    int rc = hci_vq_make_scales(&sc, w, c->flags);
     if (rc != HC_OK)
         return rc;
     uint32_t *outs = hci_malloc_array(c->n_out ? c->n_out : 1, sizeof(uint32_t));
@@ -153,11 +153,11 @@ static int trial(double *err, const vq_config *c, const hci_matrix *w, const vq_
     if (!outs || !cols)
         rc = HC_ENOMEM;
     if (rc == HC_OK)
-        rc = vq_pick_outliers(outs, c->n_out, w);
+        rc = hci_vq_pick_outliers(outs, c->n_out, w);
     double total = 0.0;
-    for (uint32_t p = 0; p < vq_nparts(c) && rc == HC_OK; p++) {
-        const vq_part_cfg *pc = &c->part[p];
-        uint32_t ncols = vq_part_cols(c, w->cols, p);
+    for (uint32_t p = 0; p < hci_vq_nparts(c) && rc == HC_OK; p++) {
+        const hci_vq_part_cfg *pc = &c->part[p];
+        uint32_t ncols = hci_vq_part_cols(c, w->cols, p);
         const uint32_t *pcols = outs;
         if (p == 0) {
             uint32_t j = 0, q = 0;
@@ -170,8 +170,8 @@ static int trial(double *err, const vq_config *c, const hci_matrix *w, const vq_
             }
             pcols = cols;
         }
-        vq_work wk;
-        rc = vq_make_work(&wk, w, &sc, pcols, ncols, pc->v, pc->gsegs, 0);
+        hci_vq_work wk;
+        rc = hci_vq_make_work(&wk, w, &sc, pcols, ncols, pc->v, pc->gsegs, 0);
         if (rc != HC_OK)
             break;
         size_t n = (size_t)wk.segs * (size_t)wk.rows, m = n < TRIAL_VECTORS ? n : TRIAL_VECTORS;
@@ -208,7 +208,7 @@ static int trial(double *err, const vq_config *c, const hci_matrix *w, const vq_
                 rc = hc_kmeans_learn(cb, ev, m, v, wsum > 0.0 ? ew : NULL, &ko, NULL);
             if (rc != HC_OK)
                 break;
-            vq_round_f16(cb, (size_t)ko.k * v);
+            hci_vq_round_f16(cb, (size_t)ko.k * v);
             rc = hci_kmeans_assign(idx, NULL, ev, m, v, cb, ko.k, NULL, threads);
             for (size_t i = 0; i < m && rc == HC_OK; i++)
                 for (uint32_t t = 0; t < v; t++)
@@ -221,7 +221,7 @@ static int trial(double *err, const vq_config *c, const hci_matrix *w, const vq_
             double d = 0.0;
             for (uint32_t t = 0; t < v && sg * v + t < ncols; t++)
                 d += (double)wk.dimw[sg * v + t] * ev[i * v + t] * ev[i * v + t];
-            float g = vq_work_gs(&wk, (uint32_t)sg, (int64_t)r);
+            float g = hci_vq_work_gs(&wk, (uint32_t)sg, (int64_t)r);
             e += wk.rs2[r] * g * g * d;
         }
         total += e * (double)n / (double)m;
@@ -230,21 +230,21 @@ static int trial(double *err, const vq_config *c, const hci_matrix *w, const vq_
         hci_free(src);
         hci_free(idx);
         hci_free(cb);
-        vq_free_work(&wk);
+        hci_vq_free_work(&wk);
     }
     hci_free(outs);
     hci_free(cols);
-    vq_free_scales(&sc);
+    hci_vq_free_scales(&sc);
     *err = total;
     return rc;
 }
 
 static const uint32_t scale_flags[] = { 0u, 0u, VQ_FLAG_ROW, VQ_FLAG_COL, VQ_FLAG_ROW | VQ_FLAG_COL };
 
-int vq_plan(vq_config *cfg, const vq_opts *o, const hci_matrix *w, uint32_t ndim, uint32_t threads)
+int hci_vq_plan(hci_vq_config *cfg, const hci_vq_opts *o, const hci_matrix *w, uint32_t ndim, uint32_t threads)
 {
     double budget = budget_bytes(o, w);
-    vq_config base;
+    hci_vq_config base;
     memset(&base, 0, sizeof base);
     base.n_out = (uint32_t)floor((double)o->outlier_fraction * (double)w->cols + 0.5);
     if ((int64_t)base.n_out >= w->cols)
@@ -258,9 +258,9 @@ int vq_plan(vq_config *cfg, const vq_opts *o, const hci_matrix *w, uint32_t ndim
         double best = INFINITY;
         int found = 0;
         for (int m = HC_VPTQ_SCALE_NONE; m <= HC_VPTQ_SCALE_BOTH; m++) {
-            vq_config b = base, c;
+            hci_vq_config b = base, c;
             b.flags = scale_flags[m];
-            vq_opts po = *o;
+            hci_vq_opts po = *o;
             uint32_t v = o->v ? o->v : 2;
             if (!o->k)
                 po.residual_k = 0;
@@ -302,12 +302,12 @@ int vq_plan(vq_config *cfg, const vq_opts *o, const hci_matrix *w, uint32_t ndim
             nc++;
     }
     if (nc == 0) {
-        vq_config c = base;
+        hci_vq_config c = base;
         c.part[0].v = v_lo;
         c.part[0].bits[0] = o->k ? log2u(o->k) : 1;
         c.part[0].bits[1] = (o->residual_k && o->residual_k != HC_VPTQ_AUTO) ? log2u(o->residual_k) : 0;
         set_outliers(&c);
-        uint64_t need = vq_serialized_bytes(&c, w->rows, w->cols, ndim);
+        uint64_t need = hci_vq_serialized_bytes(&c, w->rows, w->cols, ndim);
         return hci_fail(HC_EINVAL,
                         "tensor '%s' (%lld x %lld) cannot be coded in %g bpw: the smallest VPTQ layout "
                         "(v=%u, k=%u) needs %.3f bpw",
@@ -329,7 +329,7 @@ int vq_plan(vq_config *cfg, const vq_opts *o, const hci_matrix *w, uint32_t ndim
         }
     } else {
         for (size_t i = 1; i < nc; i++) {
-            const vq_part_cfg *a = &cands[i].cfg.part[0], *b = &cands[pick].cfg.part[0];
+            const hci_vq_part_cfg *a = &cands[i].cfg.part[0], *b = &cands[pick].cfg.part[0];
             double ra = (double)(a->bits[0] + a->bits[1]) / a->v, rb = (double)(b->bits[0] + b->bits[1]) / b->v;
             int sa = a->bits[1] ? 2 : 1, sb = b->bits[1] ? 2 : 1;
             if (ra > rb + 1e-9 || (fabs(ra - rb) <= 1e-9 && (sa < sb || (sa == sb && a->v > b->v))))
@@ -349,10 +349,10 @@ int vq_plan(vq_config *cfg, const vq_opts *o, const hci_matrix *w, uint32_t ndim
                 return rc;
         }
         uint32_t v = cfg->part[0].v;
-        uint32_t segs = (vq_part_cols(cfg, w->cols, 0) + v - 1) / v;
+        uint32_t segs = (hci_vq_part_cols(cfg, w->cols, 0) + v - 1) / v;
         int stages = (o->k && o->residual_k != HC_VPTQ_AUTO) ? 0 : (cfg->part[0].bits[1] ? 2 : 1);
         uint32_t prev = 0;
-        vq_config chosen = *cfg;
+        hci_vq_config chosen = *cfg;
         for (uint32_t gv = 8; gv <= 64; gv *= 2) {
             uint32_t gsegs = (gv + v / 2) / v;
             if (gsegs < 1)
@@ -360,7 +360,7 @@ int vq_plan(vq_config *cfg, const vq_opts *o, const hci_matrix *w, uint32_t ndim
             if (gsegs > 255 || gsegs == prev || gsegs >= segs)
                 continue;
             prev = gsegs;
-            vq_config b = base, c;
+            hci_vq_config b = base, c;
             b.flags |= VQ_FLAG_ROW;
             b.part[0].gsegs = gsegs;
             if (!best_fit(&c, &b, v, stages, o, w, ndim, budget))

@@ -13,7 +13,7 @@
 #include "vptq/encode.h"
 
 /* e (rows x ncols) = original - reconstruction. */
-static void residuals(float *e, const float *const cb[2], uint32_t *const idx[2], const vq_work *wk)
+static void residuals(float *e, const float *const cb[2], uint32_t *const idx[2], const hci_vq_work *wk)
 {
     uint32_t v = wk->v;
     for (uint32_t s = 0; s < wk->segs; s++)
@@ -22,14 +22,14 @@ static void residuals(float *e, const float *const cb[2], uint32_t *const idx[2]
             const float *x = wk->vec0 + i * v;
             const float *c0 = cb[0] + (size_t)idx[0][i] * v;
             const float *c1 = cb[1] ? cb[1] + (size_t)idx[1][i] * v : NULL;
-            float g = vq_work_gs(wk, s, r);
+            float g = hci_vq_work_gs(wk, s, r);
             for (uint32_t t = 0; t < v && s * v + t < wk->ncols; t++)
                 e[(size_t)r * wk->ncols + s * v + t] = (x[t] - c0[t] - (c1 ? c1[t] : 0.0f)) * g;
         }
 }
 
 /* g = e H (or e diag(dimw)); returns sum_r rs2_r e_r . g_r. */
-static double weighted(float *g, const float *e, const vq_work *wk, const float *h)
+static double weighted(float *g, const float *e, const hci_vq_work *wk, const float *h)
 {
     size_t rows = (size_t)wk->rows, n = wk->ncols;
     if (h)
@@ -50,19 +50,19 @@ static double weighted(float *g, const float *e, const vq_work *wk, const float 
 }
 
 /* The loss of the original itself (e = W), the denominator that makes losses relative. */
-static double signal(float *e, float *g, const vq_work *wk, const float *h)
+static double signal(float *e, float *g, const hci_vq_work *wk, const float *h)
 {
     uint32_t v = wk->v;
     for (uint32_t s = 0; s < wk->segs; s++)
         for (int64_t r = 0; r < wk->rows; r++)
             for (uint32_t t = 0; t < v && s * v + t < wk->ncols; t++)
                 e[(size_t)r * wk->ncols + s * v + t] =
-                    wk->vec0[((size_t)s * (size_t)wk->rows + (size_t)r) * v + t] * vq_work_gs(wk, s, r);
+                    wk->vec0[((size_t)s * (size_t)wk->rows + (size_t)r) * v + t] * hci_vq_work_gs(wk, s, r);
     double d = weighted(g, e, wk, h);
     return d > 0.0 ? d : 1.0;
 }
 
-double vq_part_loss(const float *const cb[2], uint32_t *const idx[2], const vq_work *wk, const float *h)
+double hci_vq_part_loss(const float *const cb[2], uint32_t *const idx[2], const hci_vq_work *wk, const float *h)
 {
     size_t n = (size_t)wk->rows * wk->ncols;
     float *e = hci_malloc_array(n, sizeof(float)), *g = hci_malloc_array(n, sizeof(float));
@@ -77,7 +77,7 @@ double vq_part_loss(const float *const cb[2], uint32_t *const idx[2], const vq_w
     return loss;
 }
 
-int vq_refine(float *cb[2], const uint32_t k[2], uint32_t *idx[2], const vq_work *wk, const float *h,
+int hci_vq_refine(float *cb[2], const uint32_t k[2], uint32_t *idx[2], const hci_vq_work *wk, const float *h,
               uint32_t steps, int filter, double *loss_out)
 {
     uint32_t v = wk->v;
@@ -121,7 +121,7 @@ int vq_refine(float *cb[2], const uint32_t k[2], uint32_t *idx[2], const vq_work
         for (uint32_t s = 0; s < wk->segs; s++)
             for (int64_t r = 0; r < wk->rows; r++) {
                 size_t i = (size_t)s * (size_t)wk->rows + (size_t)r;
-                float f = (float)(-2.0 * wk->rs2[r] * vq_work_gs(wk, s, r) / den);
+                float f = (float)(-2.0 * wk->rs2[r] * hci_vq_work_gs(wk, s, r) / den);
                 for (uint32_t t = 0; t < v && s * v + t < wk->ncols; t++) {
                     float gv = f * g[(size_t)r * wk->ncols + s * v + t];
                     grad[(size_t)idx[0][i] * v + t] += gv;

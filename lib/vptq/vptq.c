@@ -9,7 +9,7 @@
 #include "vptq/vptq_codec.h"
 
 const hci_codec hci_codec_vptq = {
-    HC_CODEC_VPTQ, "vptq", vq_compress, vq_attach, vq_detach, vq_decode, vq_matvec, NULL,
+    HC_CODEC_VPTQ, "vptq", hci_vq_compress, hci_vq_attach, hci_vq_detach, hci_vq_decode, hci_vq_matvec, NULL,
 };
 
 static const char *const scale_names[] = { "auto", "none", "row", "col", "both" };

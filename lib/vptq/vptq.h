@@ -19,32 +19,32 @@
 
 /* One coded part of the matrix: a set of columns with its own codebook(s). Part 0 is the main
  * part (every column not listed as an outlier), part 1 the outlier columns. */
-typedef struct vq_part_cfg {
+typedef struct hci_vq_part_cfg {
     uint32_t v;          /* vector length */
     uint32_t bits[2];    /* main and residual index bits; bits[1] = 0 means no residual */
     uint32_t gsegs;      /* segments per group scale (0: no group scales), at most 255 */
-} vq_part_cfg;
+} hci_vq_part_cfg;
 
 /* Groups of a part with segs segments. */
-static inline uint32_t vq_ngroups(uint32_t segs, uint32_t gsegs)
+static inline uint32_t hci_vq_ngroups(uint32_t segs, uint32_t gsegs)
 {
     return gsegs ? (segs + gsegs - 1) / gsegs : 0;
 }
 
-typedef struct vq_config {
+typedef struct hci_vq_config {
     uint32_t flags;      /* VQ_FLAG_ROW | VQ_FLAG_COL */
     uint32_t n_out;      /* outlier columns (0: a single part) */
-    vq_part_cfg part[2];
-} vq_config;
+    hci_vq_part_cfg part[2];
+} hci_vq_config;
 
-static inline uint32_t vq_nparts(const vq_config *c) { return c->n_out ? 2u : 1u; }
-static inline uint32_t vq_part_cols(const vq_config *c, int64_t cols, uint32_t p)
+static inline uint32_t hci_vq_nparts(const hci_vq_config *c) { return c->n_out ? 2u : 1u; }
+static inline uint32_t hci_vq_part_cols(const hci_vq_config *c, int64_t cols, uint32_t p)
 {
     return p == 0 ? (uint32_t)(cols - c->n_out) : c->n_out;
 }
 
 /* Byte offsets of every payload section, computed from (config, rows, cols) alone. */
-typedef struct vq_sections {
+typedef struct hci_vq_sections {
     uint32_t params_len;
     uint64_t out_cols;           /* outlier column list, ceil(log2 cols) bits each */
     uint64_t col_scales;         /* cols x fp16 */
@@ -54,19 +54,19 @@ typedef struct vq_sections {
     uint64_t idx[2][2];          /* [part][stage] bit-plane index stream */
     uint64_t payload_len;
     uint32_t col_bits;           /* bits per outlier column number */
-} vq_sections;
+} hci_vq_sections;
 
 /* Fills s; returns 0 when the sizes overflow. */
-int vq_layout(vq_sections *s, const vq_config *c, int64_t rows, int64_t cols);
+int hci_vq_layout(hci_vq_sections *s, const hci_vq_config *c, int64_t rows, int64_t cols);
 
 /* Serialised bytes of a tensor with this layout: the generic header, dims, params, payload, CRC. */
-uint64_t vq_serialized_bytes(const vq_config *c, int64_t rows, int64_t cols, uint32_t ndim);
+uint64_t hci_vq_serialized_bytes(const hci_vq_config *c, int64_t rows, int64_t cols, uint32_t ndim);
 
 /* Writes the params bytes of c (s->params_len of them). */
-void vq_write_params(uint8_t *out, const vq_config *c);
+void hci_vq_write_params(uint8_t *out, const hci_vq_config *c);
 
 /* Decoded form of a part, built by attach. */
-typedef struct vq_part {
+typedef struct hci_vq_part {
     uint32_t v, ncols, segs;
     uint32_t bits[2], k[2];
     uint32_t *cols;          /* ncols original column numbers, ascending */
@@ -75,27 +75,27 @@ typedef struct vq_part {
     const uint8_t *idx[2];   /* index streams inside the payload */
     uint32_t gsegs, ngroups;
     float *gs;               /* rows x ngroups group scales, or NULL */
-} vq_part;
+} hci_vq_part;
 
-typedef struct vq_state {
-    vq_config cfg;
+typedef struct hci_vq_state {
+    hci_vq_config cfg;
     uint32_t nparts;
-    vq_part part[2];
+    hci_vq_part part[2];
     float *row_scale;        /* rows, or NULL */
     float *col_scale;        /* cols, or NULL */
     int64_t rows, cols;
-} vq_state;
+} hci_vq_state;
 
 /* Index of (segment s, row r) in a stream of rows x segs indices at `bits` bits. */
-uint32_t vq_get_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r);
+uint32_t hci_vq_get_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r);
 /* Writes segs x rows indices (segment-major) as an index stream (dst pre-zeroed). */
-void vq_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits);
+void hci_vq_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits);
 /* Bytes of a stream of segs x rows indices. */
-uint64_t vq_index_bytes(int64_t rows, uint32_t segs, uint32_t bits);
+uint64_t hci_vq_index_bytes(int64_t rows, uint32_t segs, uint32_t bits);
 
 /* Row scale codes: s = base * 2^(-q/8), q = 255 meaning 0. A constant table and an exact
  * power-of-two step keep decoding identical on every libm. */
-static inline float vq_row_scale(float base, uint8_t q)
+static inline float hci_vq_row_scale(float base, uint8_t q)
 {
     static const float frac[8] = { 1.0f, 0.917004043f, 0.840896415f, 0.771105413f,
                                    0.707106781f, 0.648419777f, 0.594603558f, 0.545253866f };
@@ -103,23 +103,23 @@ static inline float vq_row_scale(float base, uint8_t q)
 }
 
 /* Group scale codes: g = 2^((q - 12) / 2), relative to the row and column scales. */
-static inline float vq_group_scale(uint32_t q)
+static inline float hci_vq_group_scale(uint32_t q)
 {
     return (q & 1u) ? ldexpf(1.41421356f, ((int)q - 13) / 2) : ldexpf(1.0f, ((int)q - 12) / 2);
 }
 
 /* Compression options after resolution (copied from hc_vptq_options). */
-typedef hc_vptq_options vq_opts;
+typedef hc_vptq_options hci_vq_opts;
 
-int vq_attach(hc_ctensor *ct);
-void vq_detach(hc_ctensor *ct);
-int vq_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out);
-int vq_matvec(const hc_ctensor *ct, const float *x, float *y, int64_t row0, int64_t row1);
+int hci_vq_attach(hc_ctensor *ct);
+void hci_vq_detach(hc_ctensor *ct);
+int hci_vq_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out);
+int hci_vq_matvec(const hc_ctensor *ct, const float *x, float *y, int64_t row0, int64_t row1);
 /* The portable kernel, for tests and as the fallback. */
-int vq_matvec_portable(const vq_state *st, const float *x, float *y, int64_t row0, int64_t row1);
-int vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w);
+int hci_vq_matvec_portable(const hci_vq_state *st, const float *x, float *y, int64_t row0, int64_t row1);
+int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w);
 
 /* Rounds n floats to fp16 and back. */
-void vq_round_f16(float *x, size_t n);
+void hci_vq_round_f16(float *x, size_t n);
 
 #endif
