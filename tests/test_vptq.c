@@ -172,6 +172,29 @@ START_TEST(budget_holds_on_odd_shapes)
             hc_compressor_free(c);
             free(w);
         }
+    /* all zeros, a constant, and a value fp16 cannot hold */
+    {
+        float *z = calloc(64 * 64, sizeof(float));
+        hc_tensor_view vz = test_view2("zeros", z, 64, 64);
+        hc_ctensor *cz = compress("vptq:2bit", &vz);
+        float *dz = decode(cz);
+        for (int i = 0; i < 64 * 64; i++)
+            ck_assert_float_eq(dz[i], 0.0f);
+        free(dz);
+        hc_ctensor_free(cz);
+        for (int i = 0; i < 64 * 64; i++)
+            z[i] = 0.75f;
+        cz = compress("vptq:3bit", &vz);
+        dz = decode(cz);
+        ck_assert(test_rel_rmse(z, dz, 64 * 64) < 1e-3);
+        free(dz);
+        hc_ctensor_free(cz);
+        z[77] = 1e6f;
+        hc_compressor *cc = make("vptq:4bit");
+        ck_assert_status(hc_compress(&cz, cc, &vz), HC_EINVAL, "holds 1e+06 at index 77");
+        hc_compressor_free(cc);
+        free(z);
+    }
     /* a tensor too small for any layout: a clear error with the numbers */
     float w[91];
     for (int i = 0; i < 91; i++)

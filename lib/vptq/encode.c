@@ -293,6 +293,11 @@ hessian:
 int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
 {
     const hci_vq_opts *o = c->opts;
+    /* codebooks and column scales are fp16: refuse what they cannot hold rather than store inf */
+    for (int64_t i = 0; i < w->numel; i++)
+        if (fabsf(w->data[i]) > 60000.0f)
+            return hci_fail(HC_EINVAL, "tensor '%s' holds %g at index %lld; VPTQ stores codebooks and scales in "
+                            "fp16, so values must stay within +-60000", w->name, (double)w->data[i], (long long)i);
     hci_vq_config cfg;
     int rc = hci_vq_plan(&cfg, o, w, ct->ndim, c->threads);
     if (rc != HC_OK)
