@@ -8,6 +8,7 @@
 #include "hyper.h"
 #include "seedlm/seedlm_internal.h"
 #include "pipeline/pipeline_internal.h"
+#include "vptq/vptq_codec.h"
 
 static const hci_codec *const codecs[] = {
     &hci_codec_f32, &hci_codec_fp16, &hci_codec_bf16,
@@ -15,6 +16,7 @@ static const hci_codec *const codecs[] = {
     &hci_codec_nf4,
     &hci_codec_ternary,
     &hci_codec_seedlm,
+    &hci_codec_vptq,
     &hci_codec_hyper_poly,
     &hci_codec_hyper_fourier,
     &hci_codec_hyper_ergodic,
@@ -30,6 +32,7 @@ static const struct {
     { "nf4", hci_scalar_from_spec },
     { "ternary", hci_scalar_from_spec },
     { "seedlm", hci_seedlm_from_spec },
+    { "vptq", hci_vptq_from_spec },
     { "hyper", hci_hyper_from_spec },
 };
 

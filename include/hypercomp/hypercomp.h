@@ -15,5 +15,7 @@
 #include "hypercomp/trajectory.h"
 #include "hypercomp/hyper.h"
 #include "hypercomp/pipeline.h"
+#include "hypercomp/kmeans.h"
+#include "hypercomp/vptq.h"
 
 #endif

@@ -1,0 +1,538 @@
+/* Weighted k-means with k-means++ seeding (Arthur & Vassilvitskii, "k-means++: the advantages
+ * of careful seeding", SODA 2007) and Lloyd iterations. Distances to all centroids come from one
+ * sgemm per block of points: |x - c|^2 = |x|^2 - 2 x.c + |c|^2. */
+#include "kmeans.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/cpu.h"
+#include "common/error.h"
+#include "common/parallel.h"
+
+#define KM_MAX_K 65536u
+#define KM_MAX_DIM 256u
+/* Floats of distance scratch per task: 256 KiB, so a block's distances stay in L2. */
+#define KM_SCRATCH (1u << 16)
+#define KM_MIN_CHUNK 2048
+
+int hc_kmeans_options_init(hc_kmeans_options *opts, uint32_t struct_size)
+{
+    if (!opts)
+        return hci_fail(HC_EINVAL, "hc_kmeans_options_init: opts is NULL");
+    if (struct_size > sizeof(hc_kmeans_options))
+        return hci_fail(HC_EVERSION, "hc_kmeans_options struct_size %u is larger than this library's %zu",
+                        struct_size, sizeof(hc_kmeans_options));
+    if (struct_size < offsetof(hc_kmeans_options, k))
+        return hci_fail(HC_EINVAL, "hc_kmeans_options struct_size %u is too small", struct_size);
+    hc_kmeans_options d = HC_KMEANS_OPTIONS_INIT;
+    d.struct_size = struct_size;
+    memcpy(opts, &d, struct_size);
+    return HC_OK;
+}
+
+/* ---- assignment ---- */
+
+typedef uint32_t (*argmin_fn)(const float *g, const float *cnorm, uint32_t k);
+
+/* argmin over c of cnorm[c] + g[c]; the lowest index wins ties. */
+static uint32_t argmin_portable(const float *g, const float *cnorm, uint32_t k)
+{
+    float best = cnorm[0] + g[0];
+    uint32_t bi = 0;
+    for (uint32_t c = 1; c < k; c++) {
+        float d = cnorm[c] + g[c];
+        if (d < best) {
+            best = d;
+            bi = c;
+        }
+    }
+    return bi;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* Sixteen running minima with their first indices, then the lowest index among the lanes that
+ * hold the overall minimum: the same answer as the portable scan. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static uint32_t
+argmin_avx512(const float *g, const float *cnorm, uint32_t k)
+{
+    if (k < 16)
+        return argmin_portable(g, cnorm, k);
+    __m512 best = _mm512_add_ps(_mm512_loadu_ps(cnorm), _mm512_loadu_ps(g));
+    __m512i bi = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i cur = bi;
+    const __m512i step = _mm512_set1_epi32(16);
+    uint32_t c = 16;
+    for (; c + 16 <= k; c += 16) {
+        cur = _mm512_add_epi32(cur, step);
+        __m512 d = _mm512_add_ps(_mm512_loadu_ps(cnorm + c), _mm512_loadu_ps(g + c));
+        __mmask16 lt = _mm512_cmp_ps_mask(d, best, _CMP_LT_OQ);
+        best = _mm512_mask_mov_ps(best, lt, d);
+        bi = _mm512_mask_mov_epi32(bi, lt, cur);
+    }
+    float bv[16];
+    uint32_t bix[16];
+    _mm512_storeu_ps(bv, best);
+    _mm512_storeu_si512((void *)bix, bi);
+    float m = bv[0];
+    uint32_t mi = bix[0];
+    for (int l = 1; l < 16; l++)
+        if (bv[l] < m || (bv[l] == m && bix[l] < mi)) {
+            m = bv[l];
+            mi = bix[l];
+        }
+    for (; c < k; c++) {
+        float d = cnorm[c] + g[c];
+        if (d < m) {
+            m = d;
+            mi = c;
+        }
+    }
+    return mi;
+}
+#endif
+
+static argmin_fn pick_argmin(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (hci_cpu_isa() == HCI_ISA_AVX512)
+        return argmin_avx512;
+#endif
+    return argmin_portable;
+}
+
+typedef struct assign_job {
+    const float *points, *centroids, *cnorm;
+    size_t n;
+    uint32_t dim, k;
+    uint32_t *idx;
+    float *dist;
+    argmin_fn argmin;
+} assign_job;
+
+static int64_t block_points(uint32_t k)
+{
+    int64_t b = KM_SCRATCH / k;
+    if (b > 1024)
+        b = 1024;
+    return b < 1 ? 1 : b;
+}
+
+static int assign_range(void *ctx, int64_t begin, int64_t end)
+{
+    assign_job *j = ctx;
+    int64_t bp = block_points(j->k);
+    float *g = hci_aligned_array((size_t)bp * j->k, sizeof(float));
+    if (!g)
+        return HC_ENOMEM;
+    for (int64_t p0 = begin; p0 < end; p0 += bp) {
+        int64_t np = end - p0 < bp ? end - p0 : bp;
+        /* g = -2 X C^T; the argmin adds |c|^2 (the point's own |x|^2 does not change it) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)np, (int)j->k, (int)j->dim, -2.0f,
+                    j->points + (size_t)p0 * j->dim, (int)j->dim, j->centroids, (int)j->dim, 0.0f, g, (int)j->k);
+        for (int64_t i = 0; i < np; i++) {
+            uint32_t bi = j->argmin(g + (size_t)i * j->k, j->cnorm, j->k);
+            j->idx[p0 + i] = bi;
+            if (j->dist) {
+                const float *x = j->points + (size_t)(p0 + i) * j->dim;
+                /* exact distance to the winner: the expanded form loses digits to cancellation */
+                const float *cc = j->centroids + (size_t)bi * j->dim;
+                float d = 0.0f;
+                for (uint32_t t = 0; t < j->dim; t++)
+                    d += (x[t] - cc[t]) * (x[t] - cc[t]);
+                j->dist[p0 + i] = d;
+            }
+        }
+    }
+    hci_free(g);
+    return HC_OK;
+}
+
+static void centroid_norms(float *cnorm, const float *c, uint32_t k, uint32_t dim)
+{
+    for (uint32_t i = 0; i < k; i++) {
+        float s = 0.0f;
+        for (uint32_t t = 0; t < dim; t++)
+            s += c[(size_t)i * dim + t] * c[(size_t)i * dim + t];
+        cnorm[i] = s;
+    }
+}
+
+int hci_kmeans_assign(uint32_t *idx, float *dist, const float *points, size_t n, uint32_t dim,
+                      const float *centroids, uint32_t k, const float *cnorm, uint32_t threads)
+{
+    float *own = NULL;
+    if (!cnorm) {
+        own = hci_malloc_array(k, sizeof(float));
+        if (!own)
+            return HC_ENOMEM;
+        centroid_norms(own, centroids, k, dim);
+        cnorm = own;
+    }
+    assign_job j = { points, centroids, cnorm, n, dim, k, idx, dist, pick_argmin() };
+    int rc = hci_parallel_for(threads, (int64_t)n, KM_MIN_CHUNK, assign_range, &j);
+    hci_free(own);
+    return rc;
+}
+
+static int check_shape(const char *fn, size_t n, uint32_t dim, uint32_t k)
+{
+    if (n == 0)
+        return hci_fail(HC_EINVAL, "%s: no points (n is 0)", fn);
+    if (dim < 1 || dim > KM_MAX_DIM)
+        return hci_fail(HC_EINVAL, "%s: dimension %u is outside [1, %u]", fn, dim, KM_MAX_DIM);
+    if (k < 1 || k > KM_MAX_K)
+        return hci_fail(HC_EINVAL, "%s: k = %u is outside [1, %u]", fn, k, KM_MAX_K);
+    size_t bytes;
+    if (!hci_mul_size(n, dim, &bytes) || !hci_mul_size(bytes, sizeof(float), &bytes) || n > INT32_MAX)
+        return hci_fail(HC_EINVAL, "%s: %zu points of dimension %u are too many", fn, n, dim);
+    return HC_OK;
+}
+
+int hc_kmeans_assign(uint32_t *out, const float *points, size_t n, uint32_t dim, const float *centroids,
+                     uint32_t k, uint32_t threads)
+{
+    if (!out || !points || !centroids)
+        return hci_fail(HC_EINVAL, "hc_kmeans_assign: %s is NULL", !out ? "out" : (!points ? "points" : "centroids"));
+    int rc = check_shape("hc_kmeans_assign", n, dim, k);
+    if (rc != HC_OK)
+        return rc;
+    return hci_kmeans_assign(out, NULL, points, n, dim, centroids, k, NULL, threads);
+}
+
+/* ---- k-means++ seeding ---- */
+
+typedef struct seed_job {
+    const float *points;
+    uint32_t dim;
+    const float *c;     /* the newest centroid */
+    float *d2;          /* squared distance to the nearest chosen centroid so far */
+} seed_job;
+
+static int seed_update(void *ctx, int64_t begin, int64_t end)
+{
+    seed_job *j = ctx;
+    for (int64_t i = begin; i < end; i++) {
+        const float *x = j->points + (size_t)i * j->dim;
+        float d = 0.0f;
+        for (uint32_t t = 0; t < j->dim; t++)
+            d += (x[t] - j->c[t]) * (x[t] - j->c[t]);
+        if (d < j->d2[i])
+            j->d2[i] = d;
+    }
+    return HC_OK;
+}
+
+/* Draws an index with probability proportional to w[i] * d2[i] (d2 NULL: to w[i]).
+ * Returns n when every mass is zero. */
+static size_t draw(hci_rng *rng, const float *w, const float *d2, size_t n)
+{
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++)
+        total += (double)(w ? w[i] : 1.0f) * (d2 ? d2[i] : 1.0f);
+    if (!(total > 0.0))
+        return n;
+    double u = hci_rng_uniform(rng) * total, acc = 0.0;
+    size_t last = n;
+    for (size_t i = 0; i < n; i++) {
+        double m = (double)(w ? w[i] : 1.0f) * (d2 ? d2[i] : 1.0f);
+        if (m > 0.0) {
+            last = i;
+            acc += m;
+            if (acc > u)
+                return i;
+        }
+    }
+    return last;
+}
+
+static int seed_plus_plus(float *cent, const float *points, const float *w, size_t n, uint32_t dim, uint32_t k,
+                          hci_rng *rng, uint32_t threads)
+{
+    float *d2 = hci_malloc_array(n, sizeof(float));
+    if (!d2)
+        return HC_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        d2[i] = FLT_MAX;
+    size_t first = draw(rng, w, NULL, n);
+    memcpy(cent, points + first * dim, sizeof(float) * dim);
+    int rc = HC_OK;
+    for (uint32_t c = 1; c <= k && rc == HC_OK; c++) {
+        seed_job j = { points, dim, cent + (size_t)(c - 1) * dim, d2 };
+        rc = hci_parallel_for(threads, (int64_t)n, 8192, seed_update, &j);
+        if (rc != HC_OK || c == k)
+            break;
+        size_t pick = draw(rng, w, d2, n);
+        /* every point already coincides with a centroid: duplicate one (k > distinct points) */
+        if (pick == n)
+            pick = (size_t)(hci_rng_next(rng) % n);
+        memcpy(cent + (size_t)c * dim, points + pick * dim, sizeof(float) * dim);
+    }
+    hci_free(d2);
+    return rc;
+}
+
+/* ---- Lloyd iterations ---- */
+
+typedef struct accum_job {
+    const float *points, *w;
+    const uint32_t *idx;
+    const float *dist;
+    uint32_t dim, k;
+    int64_t chunk;          /* the partition hci_parallel_for uses, so task = begin / chunk */
+    double *sums;           /* per task: k * dim */
+    double *mass;           /* per task: k */
+    double *obj;            /* per task */
+} accum_job;
+
+static int accum_range(void *ctx, int64_t begin, int64_t end)
+{
+    accum_job *j = ctx;
+    int64_t task = begin / j->chunk;
+    double *sums = j->sums + (size_t)task * j->k * j->dim, *mass = j->mass + (size_t)task * j->k;
+    memset(sums, 0, sizeof(double) * j->k * j->dim);
+    memset(mass, 0, sizeof(double) * j->k);
+    double obj = 0.0;
+    for (int64_t i = begin; i < end; i++) {
+        double wi = j->w ? j->w[i] : 1.0;
+        uint32_t c = j->idx[i];
+        const float *x = j->points + (size_t)i * j->dim;
+        for (uint32_t t = 0; t < j->dim; t++)
+            sums[(size_t)c * j->dim + t] += wi * x[t];
+        mass[c] += wi;
+        obj += wi * j->dist[i];
+    }
+    j->obj[task] = obj;
+    return HC_OK;
+}
+
+static uint32_t task_count(uint32_t threads, int64_t n, int64_t min_chunk, int64_t *chunk)
+{
+    threads = hci_resolve_threads(threads);
+    int64_t parts = (n + min_chunk - 1) / min_chunk;
+    if (parts > threads)
+        parts = threads;
+    if (parts < 1)
+        parts = 1;
+    *chunk = (n + parts - 1) / parts;
+    return (uint32_t)parts;
+}
+
+static int validate_weights(const float *w, size_t n)
+{
+    if (!w)
+        return HC_OK;
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(w[i] >= 0.0f) || !isfinite(w[i]))
+            return hci_fail(HC_EINVAL, "hc_kmeans_learn: weight %zu is %g; weights must be finite and >= 0", i,
+                            (double)w[i]);
+        total += w[i];
+    }
+    if (!(total > 0.0))
+        return hci_fail(HC_EINVAL, "hc_kmeans_learn: all %zu weights are zero", n);
+    return HC_OK;
+}
+
+/* Copies a seeded subsample of m of the n points (and weights) into new arrays. */
+static int subsample(float **out_pts, float **out_w, const float *points, const float *w, size_t n, size_t m,
+                     uint32_t dim, hci_rng *rng)
+{
+    uint32_t *perm = hci_malloc_array(n, sizeof(uint32_t));
+    float *p = hci_malloc_array(m, (size_t)dim * sizeof(float));
+    float *pw = w ? hci_malloc_array(m, sizeof(float)) : NULL;
+    if (!perm || !p || (w && !pw)) {
+        hci_free(perm);
+        hci_free(p);
+        hci_free(pw);
+        return HC_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        perm[i] = (uint32_t)i;
+    for (size_t i = 0; i < m; i++) {
+        size_t r = i + (size_t)(hci_rng_next(rng) % (n - i));
+        uint32_t t = perm[i];
+        perm[i] = perm[r];
+        perm[r] = t;
+        memcpy(p + i * dim, points + (size_t)perm[i] * dim, sizeof(float) * dim);
+        if (pw)
+            pw[i] = w[perm[i]];
+    }
+    hci_free(perm);
+    *out_pts = p;
+    *out_w = pw;
+    return HC_OK;
+}
+
+/* Re-seeds each empty cluster at the training point with the largest weighted distance; that
+ * point's distance is then zeroed so the next empty cluster takes a different one. */
+static uint32_t reseed_empty(float *cent, const double *mass, float *dist, const float *points, const float *w,
+                             size_t n, uint32_t dim, uint32_t k)
+{
+    uint32_t count = 0;
+    for (uint32_t c = 0; c < k; c++) {
+        if (mass[c] > 0.0)
+            continue;
+        double best = 0.0;
+        size_t bi = n;
+        for (size_t i = 0; i < n; i++) {
+            double m = (double)(w ? w[i] : 1.0f) * dist[i];
+            if (m > best) {
+                best = m;
+                bi = i;
+            }
+        }
+        if (bi == n)
+            break; /* every point sits on a centroid: nothing better to seed with */
+        memcpy(cent + (size_t)c * dim, points + bi * dim, sizeof(float) * dim);
+        dist[bi] = 0.0f;
+        count++;
+    }
+    return count;
+}
+
+int hc_kmeans_learn(float *out, const float *points, size_t n, uint32_t dim, const float *weights,
+                    const hc_kmeans_options *user, hc_kmeans_report *report)
+{
+    if (!out || !points)
+        return hci_fail(HC_EINVAL, "hc_kmeans_learn: %s is NULL", !out ? "out" : "points");
+    hc_kmeans_options o = HC_KMEANS_OPTIONS_INIT;
+    if (user) {
+        if (user->struct_size > sizeof o)
+            return hci_fail(HC_EVERSION, "hc_kmeans_options struct_size %u is larger than this library's %zu",
+                            user->struct_size, sizeof o);
+        if (user->struct_size < offsetof(hc_kmeans_options, max_points))
+            return hci_fail(HC_EINVAL, "hc_kmeans_options struct_size %u is too small (was it initialised?)",
+                            user->struct_size);
+        memcpy(&o, user, user->struct_size);
+    }
+    if (report && (report->struct_size > sizeof *report || report->struct_size < sizeof(uint32_t) * 2))
+        return hci_fail(HC_EINVAL, "hc_kmeans_report struct_size %u is not one this library knows",
+                        report->struct_size);
+    int rc = check_shape("hc_kmeans_learn", n, dim, o.k);
+    if (rc != HC_OK)
+        return rc;
+    if (!(o.tol >= 0.0f) || !isfinite(o.tol))
+        return hci_fail(HC_EINVAL, "hc_kmeans_options: tol %g must be a finite number >= 0", (double)o.tol);
+    rc = validate_weights(weights, n);
+    if (rc != HC_OK)
+        return rc;
+    uint32_t threads = hci_resolve_threads(o.threads);
+    hci_rng rng = { o.seed };
+
+    /* training set: all points or a seeded subsample */
+    const float *tp = points, *tw = weights;
+    float *own_p = NULL, *own_w = NULL;
+    size_t m = n;
+    if (o.max_points && n > o.max_points) {
+        m = o.max_points < o.k ? o.k : o.max_points;
+        if (m < n) {
+            rc = subsample(&own_p, &own_w, points, weights, n, m, dim, &rng);
+            if (rc != HC_OK)
+                return rc;
+            tp = own_p;
+            tw = own_w;
+            if (tw) {
+                double t = 0.0;
+                for (size_t i = 0; i < m; i++)
+                    t += tw[i];
+                if (!(t > 0.0)) { /* the sample drew only zero weights: fall back to equal ones */
+                    hci_free(own_w);
+                    own_w = NULL;
+                    tw = NULL;
+                }
+            }
+        } else {
+            m = n;
+        }
+    }
+
+    int64_t chunk;
+    uint32_t tasks = task_count(threads, (int64_t)m, KM_MIN_CHUNK, &chunk);
+    uint32_t *idx = hci_malloc_array(m, sizeof(uint32_t));
+    float *dist = hci_malloc_array(m, sizeof(float));
+    float *cnorm = hci_malloc_array(o.k, sizeof(float));
+    double *sums = hci_calloc((size_t)tasks * o.k, (size_t)dim * sizeof(double));
+    double *mass = hci_calloc((size_t)tasks * o.k, sizeof(double));
+    double *obj = hci_calloc(tasks, sizeof(double));
+    if (!idx || !dist || !cnorm || !sums || !mass || !obj) {
+        rc = HC_ENOMEM;
+        goto done;
+    }
+
+    /* k-means++ costs m * k distance evaluations: seed from a seeded sample when m is large */
+    size_t cap = (size_t)o.k * 4 > 16384 ? (size_t)o.k * 4 : 16384;
+    if (m > cap) {
+        float *sp, *sw;
+        rc = subsample(&sp, &sw, tp, tw, m, cap, dim, &rng);
+        if (rc == HC_OK) {
+            int any = 1;
+            if (sw) {
+                double t = 0.0;
+                for (size_t i = 0; i < cap; i++)
+                    t += sw[i];
+                any = t > 0.0;
+            }
+            rc = seed_plus_plus(out, sp, any ? sw : NULL, cap, dim, o.k, &rng, threads);
+            hci_free(sp);
+            hci_free(sw);
+        }
+    } else {
+        rc = seed_plus_plus(out, tp, tw, m, dim, o.k, &rng, threads);
+    }
+    double prev = INFINITY, cur = INFINITY;
+    uint32_t it = 0, reseeded = 0;
+    for (; rc == HC_OK; it++) {
+        centroid_norms(cnorm, out, o.k, dim);
+        rc = hci_kmeans_assign(idx, dist, tp, m, dim, out, o.k, cnorm, threads);
+        if (rc != HC_OK)
+            break;
+        accum_job aj = { tp, tw, idx, dist, dim, o.k, chunk, sums, mass, obj };
+        rc = hci_parallel_for(threads, (int64_t)m, KM_MIN_CHUNK, accum_range, &aj);
+        if (rc != HC_OK)
+            break;
+        /* merge task partials in a fixed order: deterministic for a given thread count */
+        cur = 0.0;
+        for (uint32_t t = 0; t < tasks; t++)
+            cur += obj[t];
+        for (uint32_t t = 1; t < tasks; t++) {
+            for (size_t i = 0; i < (size_t)o.k * dim; i++)
+                sums[i] += sums[(size_t)t * o.k * dim + i];
+            for (size_t i = 0; i < o.k; i++)
+                mass[i] += mass[(size_t)t * o.k + i];
+        }
+        if (it >= o.max_iter || (prev < INFINITY && prev - cur <= (double)o.tol * prev))
+            break;
+        prev = cur;
+        for (uint32_t c = 0; c < o.k; c++)
+            if (mass[c] > 0.0)
+                for (uint32_t t = 0; t < dim; t++)
+                    out[(size_t)c * dim + t] = (float)(sums[(size_t)c * dim + t] / mass[c]);
+        reseeded += reseed_empty(out, mass, dist, tp, tw, m, dim, o.k);
+    }
+    if (rc == HC_OK && report) {
+        hc_kmeans_report r = HC_KMEANS_REPORT_INIT;
+        r.iterations = it;
+        r.reseeded = reseeded;
+        r.trained_on = m;
+        r.objective = cur;
+        uint32_t size = report->struct_size;
+        memcpy(report, &r, size);
+        report->struct_size = size;
+    }
+done:
+    hci_free(idx);
+    hci_free(dist);
+    hci_free(cnorm);
+    hci_free(sums);
+    hci_free(mass);
+    hci_free(obj);
+    hci_free(own_p);
+    hci_free(own_w);
+    return rc;
+}

@@ -1,0 +1,415 @@
+/* VPTQ compression (Liu et al., arXiv 2409.17066, sec. 3-4): scales, outlier columns, codebook
+ * learning per part, optional GPTQ-order assignment and centroid refinement, then the bytes
+ * in the layout of layout.c. */
+#include <math.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/bytes.h"
+#include "common/error.h"
+#include "common/half.h"
+#include "kmeans.h"
+#include "vptq/encode.h"
+
+void hci_vq_round_f16(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = hci_f16_to_f32(hci_f32_to_f16(x[i]));
+}
+
+/* ---- scales ---- */
+
+void hci_vq_free_scales(hci_vq_scales *sc)
+{
+    hci_free(sc->cs);
+    hci_free(sc->rs);
+    hci_free(sc->rq);
+    memset(sc, 0, sizeof *sc);
+}
+
+int hci_vq_make_scales(hci_vq_scales *sc, const hci_matrix *w, uint32_t flags)
+{
+    memset(sc, 0, sizeof *sc);
+    int64_t rows = w->rows, cols = w->cols;
+    if (flags & VQ_FLAG_COL) {
+        sc->cs = hci_malloc_array((size_t)cols, sizeof(float));
+        if (!sc->cs)
+            return HC_ENOMEM;
+        for (int64_t c = 0; c < cols; c++) {
+            double s = 0.0;
+            for (int64_t r = 0; r < rows; r++)
+                s += (double)w->data[r * cols + c] * w->data[r * cols + c];
+            sc->cs[c] = hci_f16_to_f32(hci_f32_to_f16((float)sqrt(s / (double)rows)));
+        }
+    }
+    if (flags & VQ_FLAG_ROW) {
+        sc->rs = hci_malloc_array((size_t)rows, sizeof(float));
+        sc->rq = hci_malloc_array((size_t)rows, 1);
+        if (!sc->rs || !sc->rq) {
+            hci_vq_free_scales(sc);
+            return HC_ENOMEM;
+        }
+        float maxr = 0.0f;
+        for (int64_t r = 0; r < rows; r++) {
+            double s = 0.0;
+            for (int64_t c = 0; c < cols; c++) {
+                float cs = sc->cs ? sc->cs[c] : 1.0f;
+                double x = cs > 0.0f ? w->data[r * cols + c] / cs : 0.0;
+                s += x * x;
+            }
+            sc->rs[r] = (float)sqrt(s / (double)cols);
+            if (sc->rs[r] > maxr)
+                maxr = sc->rs[r];
+        }
+        sc->rbase_h = hci_f32_to_f16(maxr);
+        float base = hci_f16_to_f32(sc->rbase_h);
+        for (int64_t r = 0; r < rows; r++) {
+            int q = 255;
+            if (sc->rs[r] > 0.0f && base > 0.0f) {
+                q = (int)lrintf(-8.0f * log2f(sc->rs[r] / base));
+                q = q < 0 ? 0 : (q > 254 ? 254 : q);
+            }
+            sc->rq[r] = (uint8_t)q;
+            sc->rs[r] = hci_vq_row_scale(base, (uint8_t)q);
+        }
+    }
+    return HC_OK;
+}
+
+/* ---- outliers ---- */
+
+/* The n_out columns with the largest importance (when given) or norm, ascending. */
+int hci_vq_pick_outliers(uint32_t *out, uint32_t n_out, const hci_matrix *w)
+{
+    if (!n_out)
+        return HC_OK;
+    int64_t cols = w->cols;
+    double *score = hci_malloc_array((size_t)cols, sizeof(double));
+    uint8_t *taken = hci_calloc((size_t)cols, 1);
+    if (!score || !taken) {
+        hci_free(score);
+        hci_free(taken);
+        return HC_ENOMEM;
+    }
+    for (int64_t c = 0; c < cols; c++) {
+        double s = 0.0;
+        for (int64_t r = 0; r < w->rows; r++)
+            s += (double)w->data[r * cols + c] * w->data[r * cols + c];
+        /* importance x column energy: the output error a column's quantisation error can cause */
+        if (w->importance)
+            s *= w->importance[c];
+        else if (w->hessian)
+            s *= w->hessian[c * cols + c];
+        score[c] = s;
+    }
+    for (uint32_t i = 0; i < n_out; i++) {
+        int64_t best = -1;
+        for (int64_t c = 0; c < cols; c++)
+            if (!taken[c] && (best < 0 || score[c] > score[best]))
+                best = c;
+        taken[best] = 1;
+    }
+    uint32_t j = 0;
+    for (int64_t c = 0; c < cols; c++)
+        if (taken[c])
+            out[j++] = (uint32_t)c;
+    hci_free(score);
+    hci_free(taken);
+    return HC_OK;
+}
+
+/* ---- work arrays of a part ---- */
+
+void hci_vq_free_work(hci_vq_work *wk)
+{
+    hci_free(wk->vec);
+    hci_free(wk->vec0);
+    hci_free(wk->wt);
+    hci_free(wk->dimw);
+    hci_free(wk->rs2);
+    hci_free(wk->gs);
+    hci_free(wk->gq);
+    memset(wk, 0, sizeof *wk);
+}
+
+int hci_vq_make_work(hci_vq_work *wk, const hci_matrix *w, const hci_vq_scales *sc, const uint32_t *cols, uint32_t ncols,
+                 uint32_t v, uint32_t gsegs, int keep_original)
+{
+    memset(wk, 0, sizeof *wk);
+    wk->v = v;
+    wk->ncols = ncols;
+    wk->segs = (ncols + v - 1) / v;
+    wk->rows = w->rows;
+    wk->cols = cols;
+    size_t nvec = (size_t)wk->segs * (size_t)w->rows;
+    wk->vec = hci_malloc_array(nvec, (size_t)v * sizeof(float));
+    wk->wt = hci_malloc_array(nvec, sizeof(float));
+    wk->dimw = hci_calloc((size_t)wk->segs * v, sizeof(float));
+    wk->rs2 = hci_malloc_array((size_t)w->rows, sizeof(float));
+    if (keep_original)
+        wk->vec0 = hci_malloc_array(nvec, (size_t)v * sizeof(float));
+    if (!wk->vec || !wk->wt || !wk->dimw || !wk->rs2 || (keep_original && !wk->vec0)) {
+        hci_vq_free_work(wk);
+        return HC_ENOMEM;
+    }
+    for (uint32_t j = 0; j < ncols; j++) {
+        uint32_t c = cols[j];
+        float cs = sc->cs ? sc->cs[c] : 1.0f;
+        float imp = w->importance ? w->importance[c] : (w->hessian ? w->hessian[(size_t)c * w->cols + c] : 1.0f);
+        wk->dimw[j] = cs * cs * imp;
+    }
+    for (int64_t r = 0; r < w->rows; r++) {
+        float rs = sc->rs ? sc->rs[r] : 1.0f;
+        wk->rs2[r] = rs * rs;
+    }
+    for (uint32_t s = 0; s < wk->segs; s++) {
+        double dw = 0.0;
+        for (uint32_t t = 0; t < v && s * v + t < ncols; t++)
+            dw += wk->dimw[s * v + t];
+        for (int64_t r = 0; r < w->rows; r++) {
+            float rs = sc->rs ? sc->rs[r] : 1.0f;
+            float *x = wk->vec + ((size_t)s * (size_t)w->rows + (size_t)r) * v;
+            for (uint32_t t = 0; t < v; t++) {
+                uint32_t j = s * v + t;
+                x[t] = 0.0f;
+                if (j < ncols) {
+                    uint32_t c = cols[j];
+                    float d = rs * (sc->cs ? sc->cs[c] : 1.0f);
+                    x[t] = d > 0.0f ? w->data[r * w->cols + c] / d : 0.0f;
+                }
+            }
+            wk->wt[(size_t)s * (size_t)w->rows + (size_t)r] = (float)(wk->rs2[r] * dw);
+        }
+    }
+    wk->gsegs = gsegs;
+    wk->ngroups = hci_vq_ngroups(wk->segs, gsegs);
+    if (wk->ngroups) {
+        /* group scales: 4-bit log codes of each group's RMS, applied on top of row/column scales */
+        wk->gs = hci_malloc_array((size_t)w->rows, (size_t)wk->ngroups * sizeof(float));
+        wk->gq = hci_malloc_array((size_t)w->rows, wk->ngroups);
+        if (!wk->gs || !wk->gq) {
+            hci_vq_free_work(wk);
+            return HC_ENOMEM;
+        }
+        for (int64_t r = 0; r < w->rows; r++)
+            for (uint32_t g = 0; g < wk->ngroups; g++) {
+                double e = 0.0;
+                uint32_t cnt = 0;
+                for (uint32_t s = g * gsegs; s < (g + 1) * gsegs && s < wk->segs; s++) {
+                    const float *x = wk->vec + ((size_t)s * (size_t)w->rows + (size_t)r) * v;
+                    for (uint32_t t = 0; t < v && s * v + t < ncols; t++, cnt++)
+                        e += (double)x[t] * x[t];
+                }
+                int q = 0;
+                if (e > 0.0) {
+                    q = (int)lrint(log2(e / cnt) + 12.0); /* 2 log2(rms) + 12 */
+                    q = q < 0 ? 0 : (q > 15 ? 15 : q);
+                }
+                float gsv = hci_vq_group_scale((uint32_t)q);
+                wk->gq[(size_t)r * wk->ngroups + g] = (uint8_t)q;
+                wk->gs[(size_t)r * wk->ngroups + g] = gsv;
+                for (uint32_t s = g * gsegs; s < (g + 1) * gsegs && s < wk->segs; s++) {
+                    float *x = wk->vec + ((size_t)s * (size_t)w->rows + (size_t)r) * v;
+                    for (uint32_t t = 0; t < v; t++)
+                        x[t] /= gsv;
+                    wk->wt[(size_t)s * (size_t)w->rows + (size_t)r] *= gsv * gsv;
+                }
+            }
+    }
+    if (keep_original)
+        memcpy(wk->vec0, wk->vec, nvec * v * sizeof(float));
+    return HC_OK;
+}
+
+/* The part's Hessian in its column order, scaled by the column scales: H'[a][b] = cs_a cs_b H. */
+float *hci_vq_part_hessian(const hci_matrix *w, const hci_vq_scales *sc, const uint32_t *cols, uint32_t ncols)
+{
+    float *h = hci_malloc_array((size_t)ncols * ncols, sizeof(float));
+    if (!h)
+        return NULL;
+    for (uint32_t a = 0; a < ncols; a++)
+        for (uint32_t b = 0; b < ncols; b++) {
+            uint32_t ca = cols[a], cb = cols[b];
+            float s = (sc->cs ? sc->cs[ca] * sc->cs[cb] : 1.0f);
+            h[(size_t)a * ncols + b] = w->hessian[(size_t)ca * w->cols + cb] * s;
+        }
+    return h;
+}
+
+/* ---- quantising a part ---- */
+
+static const float *weights_or_null(const hci_vq_work *wk)
+{
+    size_t n = (size_t)wk->segs * (size_t)wk->rows;
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++)
+        total += wk->wt[i];
+    return total > 0.0 ? wk->wt : NULL;
+}
+
+int hci_vq_quantise_part(float *cb[2], uint32_t *idx[2], const hci_vq_work *wk, const hci_vq_part_cfg *pc, const float *h,
+                     const hci_vq_opts *o, uint32_t threads)
+{
+    size_t n = (size_t)wk->segs * (size_t)wk->rows;
+    uint32_t v = wk->v;
+    const float *wt = weights_or_null(wk);
+    hc_kmeans_options ko = HC_KMEANS_OPTIONS_INIT;
+    ko.max_iter = o->iters;
+    ko.seed = o->seed;
+    ko.threads = threads;
+    ko.max_points = o->train_points;
+    ko.k = 1u << pc->bits[0];
+    int rc = hc_kmeans_learn(cb[0], wk->vec, n, v, wt, &ko, NULL);
+    if (rc != HC_OK)
+        return rc;
+    hci_vq_round_f16(cb[0], (size_t)ko.k * v);
+    rc = hci_kmeans_assign(idx[0], NULL, wk->vec, n, v, cb[0], ko.k, NULL, threads);
+    if (rc != HC_OK || !pc->bits[1])
+        goto hessian;
+    float *res = hci_malloc_array(n, (size_t)v * sizeof(float));
+    if (!res)
+        return HC_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t t = 0; t < v; t++)
+            res[i * v + t] = wk->vec[i * v + t] - cb[0][(size_t)idx[0][i] * v + t];
+    ko.k = 1u << pc->bits[1];
+    ko.seed = o->seed + 1;
+    rc = hc_kmeans_learn(cb[1], res, n, v, wt, &ko, NULL);
+    if (rc == HC_OK) {
+        hci_vq_round_f16(cb[1], (size_t)ko.k * v);
+        rc = hci_kmeans_assign(idx[1], NULL, res, n, v, cb[1], ko.k, NULL, threads);
+    }
+    hci_free(res);
+hessian:
+    if (rc == HC_OK && h) {
+        uint32_t k[2] = { 1u << pc->bits[0], pc->bits[1] ? 1u << pc->bits[1] : 0u };
+        rc = hci_vq_gptq_assign(idx, (hci_vq_work *)wk, (const float *const *)cb, k, h, threads);
+    }
+    return rc;
+}
+
+/* ---- the codec's compress ---- */
+
+int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
+{
+    const hci_vq_opts *o = c->opts;
+    /* codebooks and column scales are fp16: refuse what they cannot hold rather than store inf */
+    for (int64_t i = 0; i < w->numel; i++)
+        if (fabsf(w->data[i]) > 60000.0f)
+            return hci_fail(HC_EINVAL, "tensor '%s' holds %g at index %lld; VPTQ stores codebooks and scales in "
+                            "fp16, so values must stay within +-60000", w->name, (double)w->data[i], (long long)i);
+    hci_vq_config cfg;
+    int rc = hci_vq_plan(&cfg, o, w, ct->ndim, c->threads);
+    if (rc != HC_OK)
+        return rc;
+    hci_vq_sections sec;
+    if (!hci_vq_layout(&sec, &cfg, w->rows, w->cols) || sec.payload_len > SIZE_MAX / 2)
+        return hci_fail(HC_EINVAL, "tensor '%s' (%lld x %lld) is too large for VPTQ", w->name, (long long)w->rows,
+                        (long long)w->cols);
+    uint8_t *params = hci_calloc(sec.params_len, 1);
+    uint8_t *payload = hci_calloc((size_t)sec.payload_len ? (size_t)sec.payload_len : 1, 1);
+    uint32_t *outs = hci_malloc_array(cfg.n_out ? cfg.n_out : 1, sizeof(uint32_t));
+    uint32_t *cols = hci_malloc_array((size_t)w->cols, sizeof(uint32_t));
+    hci_vq_scales sc;
+    memset(&sc, 0, sizeof sc);
+    if (!params || !payload || !outs || !cols) {
+        rc = HC_ENOMEM;
+        goto fail;
+    }
+    hci_vq_write_params(params, &cfg);
+    rc = hci_vq_make_scales(&sc, w, cfg.flags);
+    if (rc == HC_OK)
+        rc = hci_vq_pick_outliers(outs, cfg.n_out, w);
+    if (rc != HC_OK)
+        goto fail;
+    for (uint32_t i = 0; i < cfg.n_out; i++)
+        for (uint32_t b = 0; b < sec.col_bits; b++)
+            if ((outs[i] >> b) & 1u) {
+                uint64_t bit = (uint64_t)i * sec.col_bits + b;
+                payload[sec.out_cols + (bit >> 3)] |= (uint8_t)(1u << (bit & 7));
+            }
+    if (sc.cs)
+        for (int64_t j = 0; j < w->cols; j++)
+            hci_put_u16(payload + sec.col_scales + 2 * j, hci_f32_to_f16(sc.cs[j]));
+    if (sc.rs) {
+        hci_put_u16(payload + sec.row_scales, sc.rbase_h);
+        memcpy(payload + sec.row_scales + 2, sc.rq, (size_t)w->rows);
+    }
+    for (uint32_t p = 0; p < hci_vq_nparts(&cfg) && rc == HC_OK; p++) {
+        const hci_vq_part_cfg *pc = &cfg.part[p];
+        uint32_t ncols = hci_vq_part_cols(&cfg, w->cols, p);
+        const uint32_t *pcols = outs;
+        if (p == 0) {
+            uint32_t j = 0, q = 0;
+            for (uint32_t cc = 0; cc < (uint32_t)w->cols; cc++) {
+                if (q < cfg.n_out && outs[q] == cc) {
+                    q++;
+                    continue;
+                }
+                cols[j++] = cc;
+            }
+            pcols = cols;
+        }
+        hci_vq_work wk;
+        int need_orig = w->hessian != NULL || o->refine > 0;
+        rc = hci_vq_make_work(&wk, w, &sc, pcols, ncols, pc->v, pc->gsegs, need_orig);
+        if (rc != HC_OK)
+            break;
+        float *h = NULL;
+        if (w->hessian && !(h = hci_vq_part_hessian(w, &sc, pcols, ncols))) {
+            hci_vq_free_work(&wk);
+            rc = HC_ENOMEM;
+            break;
+        }
+        size_t nvec = (size_t)wk.segs * (size_t)wk.rows;
+        float *cb[2] = { NULL, NULL };
+        uint32_t *idx[2] = { NULL, NULL };
+        for (int s = 0; s < 2 && rc == HC_OK; s++) {
+            if (!pc->bits[s])
+                continue;
+            cb[s] = hci_malloc_array((size_t)1 << pc->bits[s], (size_t)pc->v * sizeof(float));
+            idx[s] = hci_malloc_array(nvec, sizeof(uint32_t));
+            if (!cb[s] || !idx[s])
+                rc = HC_ENOMEM;
+        }
+        if (rc == HC_OK)
+            rc = hci_vq_quantise_part(cb, idx, &wk, pc, h, o, c->threads);
+        if (rc == HC_OK && o->refine) {
+            uint32_t k[2] = { 1u << pc->bits[0], pc->bits[1] ? 1u << pc->bits[1] : 0u };
+            rc = hci_vq_refine(cb, k, idx, &wk, h, o->refine, (int)o->grokfast, NULL);
+        }
+        for (size_t i = 0; rc == HC_OK && i < (size_t)w->rows * wk.ngroups; i++)
+            payload[sec.grp[p] + i / 2] |= (uint8_t)(wk.gq[i] << (4 * (i & 1)));
+        for (int s = 0; s < 2 && rc == HC_OK; s++) {
+            if (!pc->bits[s])
+                continue;
+            size_t kk = (size_t)1 << pc->bits[s];
+            for (size_t e = 0; e < kk * pc->v; e++)
+                hci_put_u16(payload + sec.cb[p][s] + 2 * e, hci_f32_to_f16(cb[s][e]));
+            hci_vq_put_indices(payload + sec.idx[p][s], idx[s], w->rows, wk.segs, pc->bits[s]);
+        }
+        for (int s = 0; s < 2; s++) {
+            hci_free(cb[s]);
+            hci_free(idx[s]);
+        }
+        hci_free(h);
+        hci_vq_free_work(&wk);
+    }
+    if (rc != HC_OK)
+        goto fail;
+    hci_vq_free_scales(&sc);
+    hci_free(outs);
+    hci_free(cols);
+    ct->params = params;
+    ct->params_len = sec.params_len;
+    ct->payload = payload;
+    ct->payload_len = sec.payload_len;
+    return HC_OK;
+fail:
+    hci_vq_free_scales(&sc);
+    hci_free(outs);
+    hci_free(cols);
+    hci_free(params);
+    hci_free(payload);
+    return rc;
+}

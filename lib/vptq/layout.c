@@ -1,0 +1,389 @@
+/* The VPTQ byte layout (doc/algorithms.md, ## VPTQ): section sizes, the bit-plane index
+ * streams, and attach() / decode(), which trust nothing in the bytes they are handed. */
+#include <math.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/bytes.h"
+#include "common/error.h"
+#include "common/half.h"
+#include "vptq/vptq.h"
+
+/* Generic serialised tensor: 24-byte header, 8 bytes per dimension, params, payload, CRC32C. */
+#define CT_OVERHEAD 28u
+
+static uint32_t bits_for(uint64_t n)
+{
+    uint32_t b = 1;
+    while (b < 32 && (1ull << b) < n)
+        b++;
+    return b;
+}
+
+uint64_t hci_vq_index_bytes(int64_t rows, uint32_t segs, uint32_t bits)
+{
+    uint64_t n = (uint64_t)rows * segs;
+    return (bits / 8) * n + (n * (bits % 8) + 7) / 8;
+}
+
+int hci_vq_layout(hci_vq_sections *s, const hci_vq_config *c, int64_t rows, int64_t cols)
+{
+    memset(s, 0, sizeof *s);
+    uint32_t np = hci_vq_nparts(c);
+    s->params_len = 8u + 4u * np;
+    s->col_bits = bits_for((uint64_t)cols);
+    uint64_t o = 0;
+    s->out_cols = o;
+    o += ((uint64_t)c->n_out * s->col_bits + 7) / 8;
+    s->col_scales = o;
+    if (c->flags & VQ_FLAG_COL)
+        o += 2u * (uint64_t)cols;
+    s->row_scales = o;
+    if (c->flags & VQ_FLAG_ROW)
+        o += 2u + (uint64_t)rows;
+    for (uint32_t p = 0; p < np; p++) {
+        const hci_vq_part_cfg *pc = &c->part[p];
+        uint64_t ncols = hci_vq_part_cols(c, cols, p);
+        uint64_t segs = (ncols + pc->v - 1) / pc->v;
+        if (segs > UINT32_MAX || (uint64_t)rows > (UINT64_MAX >> 8) / (segs ? segs : 1) / 32)
+            return 0;
+        s->grp[p] = o;
+        o += ((uint64_t)rows * hci_vq_ngroups((uint32_t)segs, pc->gsegs) + 1) / 2;
+        for (int st = 0; st < 2; st++) {
+            s->cb[p][st] = o;
+            if (pc->bits[st])
+                o += 2ull * ((uint64_t)1 << pc->bits[st]) * pc->v;
+        }
+        for (int st = 0; st < 2; st++) {
+            s->idx[p][st] = o;
+            if (pc->bits[st])
+                o += hci_vq_index_bytes(rows, (uint32_t)segs, pc->bits[st]);
+        }
+    }
+    s->payload_len = o;
+    return 1;
+}
+
+uint64_t hci_vq_serialized_bytes(const hci_vq_config *c, int64_t rows, int64_t cols, uint32_t ndim)
+{
+    hci_vq_sections s;
+    if (!hci_vq_layout(&s, c, rows, cols))
+        return UINT64_MAX;
+    return CT_OVERHEAD + 8ull * ndim + s.params_len + s.payload_len;
+}
+
+void hci_vq_write_params(uint8_t *out, const hci_vq_config *c)
+{
+    uint32_t np = hci_vq_nparts(c);
+    out[0] = VQ_LAYOUT_VERSION;
+    out[1] = (uint8_t)c->flags;
+    out[2] = (uint8_t)np;
+    out[3] = 0;
+    hci_put_u32(out + 4, c->n_out);
+    for (uint32_t p = 0; p < np; p++) {
+        out[8 + 4 * p] = (uint8_t)c->part[p].v;
+        out[9 + 4 * p] = (uint8_t)c->part[p].bits[0];
+        out[10 + 4 * p] = (uint8_t)c->part[p].bits[1];
+        out[11 + 4 * p] = (uint8_t)c->part[p].gsegs;
+    }
+}
+
+/* ---- index streams ----
+ * n = rows x segs indices of b bits, in (segment, row) order. The low 8 x floor(b/8) bits are
+ * byte planes: plane j (n bytes) holds bits 8j..8j+7 of every index. The remaining b mod 8 bits
+ * form a bit-plane stream: rows in groups of 32 (the last may hold n' < 32), and for each bit j
+ * n' consecutive bits hold bit j of the group's rows; group (s, g) starts at bit
+ * (s * rows + 32 g) * (b mod 8). Every index costs exactly b bits, and a kernel reads 32
+ * indices with a few byte loads and b mod 8 word loads. */
+
+static inline uint32_t rem_index(const uint8_t *rem, int64_t rows, uint32_t br, uint32_t s, int64_t r)
+{
+    int64_t g = r / VQ_GROUP;
+    uint32_t i = (uint32_t)(r % VQ_GROUP);
+    int64_t n = rows - g * VQ_GROUP < VQ_GROUP ? rows - g * VQ_GROUP : VQ_GROUP;
+    uint64_t base = ((uint64_t)s * (uint64_t)rows + (uint64_t)g * VQ_GROUP) * br;
+    uint32_t v = 0;
+    for (uint32_t j = 0; j < br; j++) {
+        uint64_t bit = base + (uint64_t)j * (uint64_t)n + i;
+        v |= (uint32_t)((rem[bit >> 3] >> (bit & 7)) & 1u) << j;
+    }
+    return v;
+}
+
+uint32_t hci_vq_get_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r)
+{
+    uint64_t n = (uint64_t)rows * segs, pos = (uint64_t)s * (uint64_t)rows + (uint64_t)r;
+    uint32_t nb = bits / 8, v = 0;
+    for (uint32_t j = 0; j < nb; j++)
+        v |= (uint32_t)stream[j * n + pos] << (8 * j);
+    if (bits % 8)
+        v |= rem_index(stream + nb * n, rows, bits % 8, s, r) << (8 * nb);
+    return v;
+}
+
+void hci_vq_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits)
+{
+    uint64_t n = (uint64_t)rows * segs;
+    uint32_t nb = bits / 8, br = bits % 8;
+    for (uint32_t j = 0; j < nb; j++)
+        for (uint64_t i = 0; i < n; i++)
+            dst[j * n + i] = (uint8_t)(idx[i] >> (8 * j));
+    uint8_t *rem = dst + nb * n;
+    for (uint32_t s = 0; s < segs && br; s++)
+        for (int64_t g0 = 0; g0 < rows; g0 += VQ_GROUP) {
+            int64_t m = rows - g0 < VQ_GROUP ? rows - g0 : VQ_GROUP;
+            uint64_t base = ((uint64_t)s * (uint64_t)rows + (uint64_t)g0) * br;
+            for (uint32_t j = 0; j < br; j++)
+                for (int64_t i = 0; i < m; i++) {
+                    uint32_t b = (idx[(size_t)s * (size_t)rows + (size_t)(g0 + i)] >> (8 * nb + j)) & 1u;
+                    uint64_t bit = base + (uint64_t)j * (uint64_t)m + (uint64_t)i;
+                    rem[bit >> 3] |= (uint8_t)(b << (bit & 7));
+                }
+        }
+}
+
+/* ---- attach ---- */
+
+/* Up to 32 bits from any bit offset; reads only the bytes the field touches. */
+static uint32_t read_bits32(const uint8_t *src, uint64_t bit, uint32_t n)
+{
+    uint64_t byte = bit >> 3;
+    uint32_t shift = (uint32_t)(bit & 7);
+    uint32_t need = (shift + n + 7) / 8;
+    uint64_t acc = 0;
+    for (uint32_t i = 0; i < need; i++)
+        acc |= (uint64_t)src[byte + i] << (8 * i);
+    acc >>= shift;
+    return n == 32 ? (uint32_t)acc : (uint32_t)(acc & ((1ull << n) - 1));
+}
+
+static void free_state(hci_vq_state *st)
+{
+    if (!st)
+        return;
+    for (int p = 0; p < 2; p++) {
+        hci_free(st->part[p].cols);
+        for (int s = 0; s < 2; s++) {
+            hci_free(st->part[p].cb[s]);
+            hci_free(st->part[p].cbt[s]);
+        }
+    }
+    for (int p = 0; p < 2; p++)
+        hci_free(st->part[p].gs);
+    hci_free(st->row_scale);
+    hci_free(st->col_scale);
+    hci_free(st);
+}
+
+void hci_vq_detach(hc_ctensor *ct)
+{
+    free_state(ct->state);
+    ct->state = NULL;
+}
+
+static int parse_params(hci_vq_config *c, const hc_ctensor *ct)
+{
+    const uint8_t *p = ct->params;
+    memset(c, 0, sizeof *c);
+    if (ct->params_len < 8)
+        return hci_fail(HC_EFORMAT, "vptq tensor has %u parameter bytes; at least 8 are needed", ct->params_len);
+    if (p[0] != VQ_LAYOUT_VERSION)
+        return hci_fail(HC_EFORMAT, "vptq tensor has layout version %u; this library reads version %u", p[0],
+                        VQ_LAYOUT_VERSION);
+    if (p[1] & ~(VQ_FLAG_ROW | VQ_FLAG_COL))
+        return hci_fail(HC_EFORMAT, "vptq tensor has unknown scale flags 0x%02x", p[1]);
+    if (p[3] != 0)
+        return hci_fail(HC_EFORMAT, "vptq tensor has nonzero reserved byte %u", p[3]);
+    c->flags = p[1];
+    c->n_out = hci_get_u32(p + 4);
+    uint32_t np = p[2];
+    if (np != (c->n_out ? 2u : 1u))
+        return hci_fail(HC_EFORMAT, "vptq tensor declares %u parts with %u outlier columns", np, c->n_out);
+    if ((int64_t)c->n_out >= ct->cols && c->n_out)
+        return hci_fail(HC_EFORMAT, "vptq tensor declares %u outlier columns of %lld", c->n_out,
+                        (long long)ct->cols);
+    if (ct->params_len != 8u + 4u * np)
+        return hci_fail(HC_EFORMAT, "vptq tensor has %u parameter bytes; %u parts need %u", ct->params_len, np,
+                        8u + 4u * np);
+    for (uint32_t i = 0; i < np; i++) {
+        const uint8_t *q = p + 8 + 4 * i;
+        hci_vq_part_cfg *pc = &c->part[i];
+        pc->v = q[0];
+        pc->bits[0] = q[1];
+        pc->bits[1] = q[2];
+        if (pc->v < 2 || pc->v > VQ_MAX_V)
+            return hci_fail(HC_EFORMAT, "vptq part %u has vector length %u; 2 to %u are valid", i, pc->v, VQ_MAX_V);
+        if (pc->bits[0] < 1 || pc->bits[0] > VQ_MAX_BITS || pc->bits[1] > VQ_MAX_BITS)
+            return hci_fail(HC_EFORMAT, "vptq part %u has index bits %u + %u; 1 to %u (0 to %u for the residual) are valid",
+                            i, pc->bits[0], pc->bits[1], VQ_MAX_BITS, VQ_MAX_BITS);
+        pc->gsegs = q[3];
+    }
+    return HC_OK;
+}
+
+static int build_part(hci_vq_state *st, const hc_ctensor *ct, const hci_vq_sections *sec, uint32_t p,
+                      const uint32_t *outs)
+{
+    hci_vq_part *pt = &st->part[p];
+    const hci_vq_part_cfg *pc = &st->cfg.part[p];
+    pt->v = pc->v;
+    pt->ncols = hci_vq_part_cols(&st->cfg, ct->cols, p);
+    pt->segs = (pt->ncols + pt->v - 1) / pt->v;
+    pt->cols = hci_malloc_array(pt->ncols ? pt->ncols : 1, sizeof(uint32_t));
+    if (!pt->cols)
+        return HC_ENOMEM;
+    if (p == 1) {
+        memcpy(pt->cols, outs, sizeof(uint32_t) * pt->ncols);
+    } else {
+        uint32_t j = 0, o = 0;
+        for (uint32_t c = 0; c < (uint32_t)ct->cols; c++) {
+            if (o < st->cfg.n_out && outs[o] == c) {
+                o++;
+                continue;
+            }
+            pt->cols[j++] = c;
+        }
+    }
+    pt->gsegs = pc->gsegs;
+    pt->ngroups = hci_vq_ngroups(pt->segs, pc->gsegs);
+    if (pt->ngroups) {
+        pt->gs = hci_malloc_array((size_t)st->rows, (size_t)pt->ngroups * sizeof(float));
+        if (!pt->gs)
+            return HC_ENOMEM;
+        const uint8_t *g = ct->payload + sec->grp[p];
+        for (size_t i = 0; i < (size_t)st->rows * pt->ngroups; i++)
+            pt->gs[i] = hci_vq_group_scale((g[i / 2] >> (4 * (i & 1))) & 15u);
+    }
+    for (int s = 0; s < 2; s++) {
+        pt->bits[s] = pc->bits[s];
+        if (!pc->bits[s])
+            continue;
+        uint32_t k = 1u << pc->bits[s];
+        pt->k[s] = k;
+        pt->cb[s] = hci_malloc_array(k, (size_t)pt->v * sizeof(float));
+        pt->cbt[s] = hci_aligned_array(k, (size_t)pt->v * sizeof(float));
+        if (!pt->cb[s] || !pt->cbt[s])
+            return HC_ENOMEM;
+        const uint8_t *src = ct->payload + sec->cb[p][s];
+        for (uint32_t e = 0; e < k; e++)
+            for (uint32_t t = 0; t < pt->v; t++) {
+                float f = hci_f16_to_f32(hci_get_u16(src + 2 * ((size_t)e * pt->v + t)));
+                if (!isfinite(f))
+                    return hci_fail(HC_EFORMAT, "vptq part %u codebook %d entry %u holds a non-finite value", p, s, e);
+                pt->cb[s][(size_t)e * pt->v + t] = f;
+                pt->cbt[s][(size_t)t * k + e] = f;
+            }
+        pt->idx[s] = ct->payload + sec->idx[p][s];
+    }
+    return HC_OK;
+}
+
+int hci_vq_attach(hc_ctensor *ct)
+{
+    hci_vq_config cfg;
+    int rc = parse_params(&cfg, ct);
+    if (rc != HC_OK)
+        return rc;
+    hci_vq_sections sec;
+    if (!hci_vq_layout(&sec, &cfg, ct->rows, ct->cols))
+        return hci_fail(HC_EFORMAT, "vptq tensor of %lld x %lld: its layout sizes overflow", (long long)ct->rows,
+                        (long long)ct->cols);
+    if (ct->payload_len != sec.payload_len)
+        return hci_fail(HC_EFORMAT, "vptq tensor of %lld x %lld has a payload of %llu bytes; its layout needs %llu",
+                        (long long)ct->rows, (long long)ct->cols, (unsigned long long)ct->payload_len,
+                        (unsigned long long)sec.payload_len);
+    hci_vq_state *st = hci_calloc(1, sizeof *st);
+    if (!st)
+        return HC_ENOMEM;
+    st->cfg = cfg;
+    st->nparts = hci_vq_nparts(&cfg);
+    st->rows = ct->rows;
+    st->cols = ct->cols;
+    uint32_t *outs = hci_malloc_array(cfg.n_out ? cfg.n_out : 1, sizeof(uint32_t));
+    if (!outs) {
+        free_state(st);
+        return HC_ENOMEM;
+    }
+    for (uint32_t i = 0; i < cfg.n_out && rc == HC_OK; i++) {
+        outs[i] = read_bits32(ct->payload + sec.out_cols, (uint64_t)i * sec.col_bits, sec.col_bits);
+        if (outs[i] >= (uint64_t)ct->cols || (i && outs[i] <= outs[i - 1]))
+            rc = hci_fail(HC_EFORMAT, "vptq outlier column %u is %u: columns must ascend and be below %lld", i,
+                          outs[i], (long long)ct->cols);
+    }
+    if (rc == HC_OK && (cfg.flags & VQ_FLAG_COL)) {
+        st->col_scale = hci_malloc_array((size_t)ct->cols, sizeof(float));
+        if (!st->col_scale)
+            rc = HC_ENOMEM;
+        for (int64_t c = 0; rc == HC_OK && c < ct->cols; c++) {
+            float f = hci_f16_to_f32(hci_get_u16(ct->payload + sec.col_scales + 2 * c));
+            if (!isfinite(f) || f < 0.0f)
+                rc = hci_fail(HC_EFORMAT, "vptq column scale %lld is %g; scales must be finite and >= 0",
+                              (long long)c, (double)f);
+            else
+                st->col_scale[c] = f;
+        }
+    }
+    if (rc == HC_OK && (cfg.flags & VQ_FLAG_ROW)) {
+        st->row_scale = hci_malloc_array((size_t)ct->rows, sizeof(float));
+        const uint8_t *rs = ct->payload + sec.row_scales;
+        float base = hci_f16_to_f32(hci_get_u16(rs));
+        if (!st->row_scale)
+            rc = HC_ENOMEM;
+        else if (!isfinite(base) || base < 0.0f)
+            rc = hci_fail(HC_EFORMAT, "vptq row scale base is %g; it must be finite and >= 0", (double)base);
+        for (int64_t r = 0; rc == HC_OK && r < ct->rows; r++)
+            st->row_scale[r] = hci_vq_row_scale(base, rs[2 + r]);
+    }
+    for (uint32_t p = 0; p < st->nparts && rc == HC_OK; p++)
+        rc = build_part(st, ct, &sec, p, outs);
+    hci_free(outs);
+    if (rc != HC_OK) {
+        free_state(st);
+        return rc;
+    }
+    ct->state = st;
+    return HC_OK;
+}
+
+/* ---- decode ---- */
+
+/* Writes row r of the decoded matrix into out (cols floats). */
+static void decode_row(const hci_vq_state *st, int64_t r, float *out)
+{
+    float rs = st->row_scale ? st->row_scale[r] : 1.0f;
+    for (uint32_t p = 0; p < st->nparts; p++) {
+        const hci_vq_part *pt = &st->part[p];
+        for (uint32_t s = 0; s < pt->segs; s++) {
+            float g = pt->gs ? pt->gs[(size_t)r * pt->ngroups + s / pt->gsegs] : 1.0f;
+            const float *c0 = pt->cb[0] + (size_t)hci_vq_get_index(pt->idx[0], st->rows, pt->segs, pt->bits[0], s, r) * pt->v;
+            const float *c1 = pt->bits[1]
+                                  ? pt->cb[1] + (size_t)hci_vq_get_index(pt->idx[1], st->rows, pt->segs, pt->bits[1], s, r) * pt->v
+                                  : NULL;
+            for (uint32_t t = 0; t < pt->v; t++) {
+                uint32_t j = s * pt->v + t;
+                if (j >= pt->ncols)
+                    break;
+                uint32_t c = pt->cols[j];
+                float val = c0[t] + (c1 ? c1[t] : 0.0f);
+                out[c] = val * (rs * g) * (st->col_scale ? st->col_scale[c] : 1.0f);
+            }
+        }
+    }
+}
+
+int hci_vq_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out)
+{
+    const hci_vq_state *st = ct->state;
+    float *row = hci_malloc_array((size_t)ct->cols, sizeof(float));
+    if (!row)
+        return HC_ENOMEM;
+    int64_t end = first + count;
+    for (int64_t r = first / ct->cols; r * ct->cols < end; r++) {
+        decode_row(st, r, row);
+        int64_t a = r * ct->cols > first ? r * ct->cols : first;
+        int64_t b = (r + 1) * ct->cols < end ? (r + 1) * ct->cols : end;
+        memcpy(out + (a - first), row + (a - r * ct->cols), sizeof(float) * (size_t)(b - a));
+    }
+    hci_free(row);
+    return HC_OK;
+}

