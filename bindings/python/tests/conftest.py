@@ -11,11 +11,11 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def matrix(rows=64, cols=256):
-    """The deterministic tensor the examples compress too: sin(i*0.37) * cos(j*0.11), in f32."""
+    """The deterministic tensor the examples compress too: sin(i*0.37) * cos(j*0.11) in double
+    (the C library's sin and cos, as the C and Rust examples use), rounded to f32."""
     import numpy as np
-    i = np.arange(rows, dtype=np.float64)[:, None]
-    j = np.arange(cols, dtype=np.float64)[None, :]
-    return (np.sin(i * 0.37) * np.cos(j * 0.11)).astype(np.float32)
+    return np.array([[math.sin(i * 0.37) * math.cos(j * 0.11) for j in range(cols)] for i in range(rows)],
+                    dtype=np.float32)
 
 
 def gauss(seed, shape, scale=1.0):
