@@ -130,3 +130,28 @@ def test_bad_inputs_raise_with_messages():
     with pytest.raises(hypercomp.Error) as e:
         c.compress(np.full((4, 64), np.nan, dtype=np.float32), name="bad")
     assert e.value.status_name == "HC_EINVAL" and "bad" in e.value.message
+
+
+def test_contiguous_arrays_are_not_copied():
+    from hypercomp import _Input
+    w = gauss(8, (16, 64))
+    inp = _Input(w)
+    assert inp.view.data == w.ctypes.data           # the library reads the caller's memory
+    f = np.asfortranarray(w)
+    assert _Input(f).view.data != f.ctypes.data     # only a non-contiguous array is copied
+    buf = bytearray(w.tobytes())
+    inp = _Input(buf, shape=w.shape, dtype="f32")
+    import ctypes
+    assert inp.view.data == ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+    inp.release()
+    buf.append(0)                                   # the export was released
+
+
+def test_bf16_bits_in_and_out():
+    w = gauss(9, (8, 64))
+    bits = (w.view(np.uint32) >> 16).astype(np.uint16)   # truncation: exact bf16 values
+    ct = hypercomp.Compressor("bf16").compress(bits, dtype="bf16")
+    assert ct.orig_dtype == hypercomp.DTYPE_BF16
+    np.testing.assert_array_equal(ct.decode("bf16"), bits)
+    with pytest.raises(hypercomp.InvalidArgument, match="f64"):
+        ct.decode("f64")

@@ -105,3 +105,19 @@ def test_pipeline_streams_into_an_archive(tmp_path):
         assert a.names() == ["a", "b"]
         for k, w in model.items():
             assert a.tensor(k).measure(w).rel_rmse <= 1e-3
+
+
+def test_pipeline_failure_abandons_the_archive(tmp_path):
+    path = tmp_path / "p.hcz"
+    p = hypercomp.Pipeline(mode="escalate")
+    p.add_stage("fp16", "fp16")
+
+    def cb(m):
+        if m.tensor == "b":
+            raise LookupError("stop at b")
+    p.set_callback(cb)
+    with pytest.raises(LookupError, match="stop at b"):
+        with hypercomp.ArchiveWriter(path) as aw:
+            p.compress_model({"a": gauss(52, (16, 64)), "b": gauss(53, (16, 64))}, sink=aw)
+    with pytest.raises(hypercomp.Error):
+        hypercomp.Archive(path)
