@@ -34,4 +34,4 @@ $cargo test --offline
 $cargo build --offline --example compress_tensor
 HYPERCOMP_LIBRARY=$LD_LIBRARY_PATH/libhypercomp.so.1 PYTHONPATH=$src/bindings/python \
     sh "$src/tests/test_examples_same_bytes.sh" "$build/same-bytes-rust" "$HC_C_EXAMPLE" \
-    /usr/bin/python3 "$src/examples/compress.py" "$CARGO_TARGET_DIR/debug/examples/compress_tensor"
+    "python=/usr/bin/python3 $src/examples/compress.py" "rust=$CARGO_TARGET_DIR/debug/examples/compress_tensor"
