@@ -45,6 +45,16 @@ mkdir -p "$out"
     -o "$out/hello-cc"
 "$out/hello" fp16
 "$out/hello-cc" bf16
+# The same-job examples, C and C++, built the same way: identical serialised bytes.
+# shellcheck disable=SC2046
+"$cc" -std=c99 -Wall -Wextra -Werror "$src/examples/compress_tensor.c" $(pkgconf --cflags --libs) -lm \
+    -o "$out/compress_tensor"
+# shellcheck disable=SC2046
+"$cxx" -std=c++11 -Wall -Wextra -Werror "$src/examples/compress_tensor.cc" $(pkgconf --cflags --libs) \
+    -o "$out/compress_tensor_cc"
+"$out/compress_tensor" "$out/c.hct" nf4
+"$out/compress_tensor_cc" "$out/cc.hct" nf4
+cmp "$out/c.hct" "$out/cc.hct"
 
 if [ -f "$libdir/libhypercomp.a" ]; then
     # shellcheck disable=SC2046

@@ -5,9 +5,11 @@
 # To build the library and the tool, and run the main job.
 HC_DEPS_BUILD="gcc g++ meson ninja-build pkgconf libc6-dev libopenblas-dev libjson-c-dev check binutils"
 # Additionally, to run every test: valgrind, the Doxygen docs build, the BLIS configuration,
-# python3 (its standard library checks the JSON of the CLI tests) and clang with its runtime for
-# the libFuzzer targets.
-HC_DEPS_TEST="valgrind doxygen libblis-dev python3 clang libclang-rt-14-dev"
+# python3 (its standard library checks the JSON of the CLI tests), clang with its runtime for the
+# libFuzzer targets, the Python bindings' tests (pytest, numpy) and the Rust bindings' (Debian's
+# cargo and rustc, and the bindgen and pkg-config crates that build offline from
+# /usr/share/cargo/registry).
+HC_DEPS_TEST="valgrind doxygen libblis-dev python3 clang libclang-rt-14-dev python3-numpy python3-pytest cargo rustc librust-bindgen-dev librust-pkg-config-dev"
 
 # hc_missing_packages PKG... : prints the packages that are not installed.
 hc_missing_packages() {

@@ -4,6 +4,10 @@
 #   test     the default build and `meson test` (default setup: everything but the slow suite)
 #   install  `meson install` into a temporary prefix, then the C and C++ examples built with
 #            pkg-config against it (tests/install-consumers.sh)
+#   python   the Python bindings' pytest suite and the C/Python same-bytes check, which must be
+#            registered (meson passes quietly when no test matches a suite)
+#   rust     the Rust bindings: `cargo test` offline against the installed library, and the Rust
+#            example's bytes equal to the C and Python ones (tests/rust-bindings.sh)
 #   asan     an ASan+UBSan build and `meson test --setup sanitize`
 #   docs     the Doxygen API reference (any warning, e.g. an undocumented symbol, fails it)
 #   blis     the -Dblas=blis configuration, built and tested
@@ -52,9 +56,24 @@ configure_build() {  # configure_build DIR OPTION... : configure (or reconfigure
     hc_setup "$dir" "$@" && ninja -C "$dir"
 }
 
+# python_tests DIR : the python and examples-same-bytes tests, failing when either is missing.
+python_tests() {
+    local list
+    list=$(meson test -C "$1" --list --suite python --suite examples 2>/dev/null) || return 1
+    for t in 'fast+python / python' 'fast+examples / examples-same-bytes'; do
+        if ! grep -qF "$t" <<<"$list"; then
+            echo "the test '$t' is not registered (python3-pytest and python3-numpy installed?)"
+            return 1
+        fi
+    done
+    meson test -C "$1" --suite python --suite examples --print-errorlogs
+}
+
 if step test-build configure_build build-run/test -Ddocs=disabled; then
     step test meson test -C build-run/test --print-errorlogs
     step install bash tests/install-consumers.sh build-run/test
+    step python python_tests build-run/test
+    step rust bash tests/rust-bindings.sh build-run/test
 fi
 if step asan-build configure_build build-run/asan -Db_sanitize=address,undefined -Db_lundef=false -Ddocs=disabled; then
     step asan meson test -C build-run/asan --setup sanitize --print-errorlogs
