@@ -12,6 +12,7 @@
 #include "common/alloc.h"
 #include "common/cpu.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "common/parallel.h"
 
 #define KM_MAX_K 65536u
@@ -22,17 +23,9 @@
 
 int hc_kmeans_options_init(hc_kmeans_options *opts, uint32_t struct_size)
 {
-    if (!opts)
-        return hci_fail(HC_EINVAL, "hc_kmeans_options_init: opts is NULL");
-    if (struct_size > sizeof(hc_kmeans_options))
-        return hci_fail(HC_EVERSION, "hc_kmeans_options struct_size %u is larger than this library's %zu",
-                        struct_size, sizeof(hc_kmeans_options));
-    if (struct_size < offsetof(hc_kmeans_options, k))
-        return hci_fail(HC_EINVAL, "hc_kmeans_options struct_size %u is too small", struct_size);
     hc_kmeans_options d = HC_KMEANS_OPTIONS_INIT;
-    d.struct_size = struct_size;
-    memcpy(opts, &d, struct_size);
-    return HC_OK;
+    return hci_options_init(opts, struct_size, &d, sizeof d,
+                            offsetof(hc_kmeans_options, max_points) + sizeof(uint32_t), "hc_kmeans_options");
 }
 
 /* ---- assignment ---- */
@@ -402,15 +395,10 @@ int hc_kmeans_learn(float *out, const float *points, size_t n, uint32_t dim, con
     if (!out || !points)
         return hci_fail(HC_EINVAL, "hc_kmeans_learn: %s is NULL", !out ? "out" : "points");
     hc_kmeans_options o = HC_KMEANS_OPTIONS_INIT;
-    if (user) {
-        if (user->struct_size > sizeof o)
-            return hci_fail(HC_EVERSION, "hc_kmeans_options struct_size %u is larger than this library's %zu",
-                            user->struct_size, sizeof o);
-        if (user->struct_size < offsetof(hc_kmeans_options, max_points))
-            return hci_fail(HC_EINVAL, "hc_kmeans_options struct_size %u is too small (was it initialised?)",
-                            user->struct_size);
-        memcpy(&o, user, user->struct_size);
-    }
+    int merge_rc = hci_options_merge(&o, sizeof o, user,
+                                     offsetof(hc_kmeans_options, max_points) + sizeof(uint32_t), "hc_kmeans_options");
+    if (merge_rc != HC_OK)
+        return merge_rc;
     if (report && (report->struct_size > sizeof *report || report->struct_size < sizeof(uint32_t) * 2))
         return hci_fail(HC_EINVAL, "hc_kmeans_report struct_size %u is not one this library knows",
                         report->struct_size);

@@ -5,6 +5,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "vptq/vptq.h"
 #include "vptq/vptq_codec.h"
 
@@ -23,17 +24,9 @@ static const struct {
 
 int hc_vptq_options_init(hc_vptq_options *opts, uint32_t struct_size)
 {
-    if (!opts)
-        return hci_fail(HC_EINVAL, "hc_vptq_options_init: opts is NULL");
-    if (struct_size > sizeof(hc_vptq_options))
-        return hci_fail(HC_EVERSION, "hc_vptq_options struct_size %u is larger than this library's %zu", struct_size,
-                        sizeof(hc_vptq_options));
-    if (struct_size < offsetof(hc_vptq_options, bpw))
-        return hci_fail(HC_EINVAL, "hc_vptq_options struct_size %u is too small", struct_size);
     hc_vptq_options d = HC_VPTQ_OPTIONS_INIT;
-    d.struct_size = struct_size;
-    memcpy(opts, &d, struct_size);
-    return HC_OK;
+    return hci_options_init(opts, struct_size, &d, sizeof d,
+                            offsetof(hc_vptq_options, threads) + sizeof(uint32_t), "hc_vptq_options");
 }
 
 static int pow2(uint32_t k)
@@ -68,16 +61,10 @@ int hc_vptq_new(hc_compressor **out, const hc_vptq_options *user)
         return hci_fail(HC_EINVAL, "hc_vptq_new: out is NULL");
     *out = NULL;
     hc_vptq_options o = HC_VPTQ_OPTIONS_INIT;
-    if (user) {
-        if (user->struct_size > sizeof o)
-            return hci_fail(HC_EVERSION, "hc_vptq_options struct_size %u is larger than this library's %zu",
-                            user->struct_size, sizeof o);
-        if (user->struct_size < offsetof(hc_vptq_options, threads) + sizeof(uint32_t))
-            return hci_fail(HC_EINVAL, "hc_vptq_options struct_size %u is too small (was it initialised?)",
-                            user->struct_size);
-        memcpy(&o, user, user->struct_size);
-        o.struct_size = sizeof o;
-    }
+    int merge_rc = hci_options_merge(&o, sizeof o, user,
+                                     offsetof(hc_vptq_options, threads) + sizeof(uint32_t), "hc_vptq_options");
+    if (merge_rc != HC_OK)
+        return merge_rc;
     if (!(o.bpw >= 0.0f && o.bpw <= 64.0f))
         return hci_fail(HC_EINVAL, "hc_vptq_options: bpw %g is outside [0, 64] (0 means no budget)", (double)o.bpw);
     if (o.v != 0 && (o.v < 2 || o.v > VQ_MAX_V))
