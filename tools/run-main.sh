@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.." || exit 1
 MAIN_CODEC=nf4
 # The codecs the main job compares; codecs this build does not know are reported and skipped.
 # A new codec adds its spec here.
-CODECS="f32 fp16 bf16 int8 nf4 ternary seedlm:4bit seedlm:3bit hyper:ergodic hyper:poly"
+CODECS="f32 fp16 bf16 int8 nf4 ternary seedlm:4bit seedlm:3bit vptq:2bit vptq:3bit vptq:4bit hyper:ergodic hyper:poly"
 # The codecs also timed on the synthetic 4096 x 4096 matrix (the others take minutes to compress
 # it; bench/ measures them).
 BENCH_CODECS="fp16 bf16 int8 nf4 ternary"
