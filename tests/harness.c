@@ -100,3 +100,21 @@ void test_expect_message(const char *needle)
     if (needle)
         ck_assert_msg(strstr(hc_last_error(), needle) != NULL, "message '%s' lacks '%s'", hc_last_error(), needle);
 }
+
+void test_expect_hostile_serialised(uint8_t *buf, size_t n, size_t stride, const char *what)
+{
+    hc_ctensor *back;
+    for (size_t len = 0; len < n; len++) {
+        int rc = hc_ctensor_deserialize(&back, buf, len);
+        ck_assert_msg(rc == HC_EFORMAT, "%s cut to %zu bytes: %s", what, len, hc_status_name(rc));
+        ck_assert_ptr_null(back);
+    }
+    for (size_t bit = 0; bit < n * 8; bit += stride) {
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        int rc = hc_ctensor_deserialize(&back, buf, n);
+        ck_assert_msg(rc == HC_EFORMAT || rc == HC_EVERSION || rc == HC_EUNSUPPORTED, "%s bit %zu: %s", what, bit,
+                      hc_status_name(rc));
+        ck_assert_ptr_null(back);
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+}

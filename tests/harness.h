@@ -45,6 +45,12 @@ double test_rel_rmse(const float *ref, const float *dec, size_t n);
 /* Path of a file in tests/data (HC_TEST_DATA), in a static buffer. */
 const char *test_data_path(const char *file);
 
+/* Feeds hc_ctensor_deserialize every truncation of a serialised tensor (each must give
+ * HC_EFORMAT) and every stride-th single-bit flip (each must give an error: the checksum,
+ * version or codec check catches it), asserting that no tensor comes back. buf is restored.
+ * `what` names the case in failure messages. */
+void test_expect_hostile_serialised(uint8_t *buf, size_t n, size_t stride, const char *what);
+
 /* Runs a suite with TAP output; returns the process exit status. */
 int test_run(Suite *s);
 

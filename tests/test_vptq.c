@@ -415,14 +415,7 @@ START_TEST(hostile_payloads_are_rejected)
     ck_assert_mem_eq(d0, d1, sizeof(float) * 1200);
     hc_ctensor_free(back);
     /* every truncation and every single bit flip: an error, never a crash */
-    for (size_t n = 0; n < size; n++)
-        ck_assert_int_eq(hc_ctensor_deserialize(&back, b, n), HC_EFORMAT);
-    for (size_t i = 0; i < size * 8; i += 3) {
-        b[i / 8] ^= (uint8_t)(1u << (i % 8));
-        int rc = hc_ctensor_deserialize(&back, b, size);
-        ck_assert(rc == HC_EFORMAT || rc == HC_EVERSION || rc == HC_EUNSUPPORTED);
-        b[i / 8] ^= (uint8_t)(1u << (i % 8));
-    }
+    test_expect_hostile_serialised(b, size, 3, "vptq tensor");
     /* edits with a valid CRC reach the codec's attach */
     const size_t P = 40; /* params start after the 24-byte header and two dims */
     struct {
