@@ -227,19 +227,15 @@ def _new_stats():
     return s
 
 
-class Compressor:
-    """A codec with its options, from a spec string such as "nf4" or "int8:clip=99.9"."""
+class _Handle:
+    """Owns one library handle: freed by close(), at the end of a with-block, or when collected."""
 
-    _h = None  # so that close() works after a failed __init__
-
-    def __init__(self, spec):
-        h = ctypes.c_void_p()
-        _check(lib.hc_compressor_from_spec(ctypes.byref(h), _enc(spec)))
-        self._h = h
+    _h = None     # so that close() works after a failed __init__
+    _free = None  # the library function that frees the handle
 
     def close(self):
         if self._h:
-            lib.hc_compressor_free(self._h)
+            getattr(lib, self._free)(self._h)
             self._h = None
 
     def __del__(self):
@@ -250,6 +246,35 @@ class Compressor:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _NamedReader(_Handle):
+    """A reader of named tensors; _api names the hc_<api>_count / _name / _find functions."""
+
+    _api = None
+
+    def __len__(self):
+        return getattr(lib, f"hc_{self._api}_count")(self._h)
+
+    def names(self):
+        name = getattr(lib, f"hc_{self._api}_name")
+        return [_decode(name(self._h, i)) for i in range(len(self))]
+
+    def _index(self, name):
+        idx = ctypes.c_size_t()
+        _check(getattr(lib, f"hc_{self._api}_find")(ctypes.byref(idx), self._h, _enc(name)))
+        return idx.value
+
+
+class Compressor(_Handle):
+    """A codec with its options, from a spec string such as "nf4" or "int8:clip=99.9"."""
+
+    _free = "hc_compressor_free"
+
+    def __init__(self, spec):
+        h = ctypes.c_void_p()
+        _check(lib.hc_compressor_from_spec(ctypes.byref(h), _enc(spec)))
+        self._h = h
 
     @property
     def spec(self):
@@ -270,21 +295,13 @@ class Compressor:
             inp.release()
 
 
-class CTensor:
+class CTensor(_Handle):
     """A compressed tensor (hc_ctensor), freed with the object."""
 
-    _h = None  # so that close() works after a failed __init__
+    _free = "hc_ctensor_free"
 
     def __init__(self, handle):
         self._h = handle
-
-    def close(self):
-        if self._h:
-            lib.hc_ctensor_free(self._h)
-            self._h = None
-
-    def __del__(self):
-        self.close()
 
     @classmethod
     def deserialize(cls, data):
@@ -434,40 +451,16 @@ def _view_to_array(view, copy=True):
     return _np.frombuffer(raw, dtype=npd).reshape(shape)
 
 
-class SafeTensors:
+class SafeTensors(_NamedReader):
     """A safetensors file opened by the library (F32, F16 and BF16 tensors)."""
 
-    _h = None  # so that close() works after a failed __init__
+    _free = "hc_safetensors_close"
+    _api = "safetensors"
 
     def __init__(self, path):
         h = ctypes.c_void_p()
         _check(lib.hc_safetensors_open(ctypes.byref(h), _enc(str(path))))
         self._h = h
-
-    def close(self):
-        if self._h:
-            lib.hc_safetensors_close(self._h)
-            self._h = None
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __len__(self):
-        return lib.hc_safetensors_count(self._h)
-
-    def names(self):
-        return [_decode(lib.hc_safetensors_name(self._h, i)) for i in range(len(self))]
-
-    def _index(self, name):
-        idx = ctypes.c_size_t()
-        _check(lib.hc_safetensors_find(ctypes.byref(idx), self._h, _enc(name)))
-        return idx.value
 
     def dtype(self, name):
         return _decode(lib.hc_safetensors_dtype(self._h, self._index(name)))
@@ -492,27 +485,15 @@ class SafeTensors:
         return CTensor(out)
 
 
-class ArchiveWriter:
+class ArchiveWriter(_Handle):
     """Writes a .hcz container; call finish() (or leave the with-block without an exception)."""
 
-    _h = None  # so that close() works after a failed __init__
+    _free = "hc_archive_writer_free"  # an unfinished archive is abandoned
 
     def __init__(self, path):
         h = ctypes.c_void_p()
         _check(lib.hc_archive_writer_new(ctypes.byref(h), _enc(str(path))))
         self._h = h
-
-    def close(self):
-        """Frees the writer; an unfinished archive is abandoned."""
-        if self._h:
-            lib.hc_archive_writer_free(self._h)
-            self._h = None
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
 
     def __exit__(self, exc_type, *exc):
         try:
@@ -554,40 +535,16 @@ class ArchiveEntry:
     cosine: float
 
 
-class Archive:
+class Archive(_NamedReader):
     """A .hcz container opened for reading (verified unless verify=False)."""
 
-    _h = None  # so that close() works after a failed __init__
+    _free = "hc_archive_close"
+    _api = "archive"
 
     def __init__(self, path, verify=True):
         h = ctypes.c_void_p()
         _check(lib.hc_archive_open(ctypes.byref(h), _enc(str(path)), 0 if verify else 1))
         self._h = h
-
-    def close(self):
-        if self._h:
-            lib.hc_archive_close(self._h)
-            self._h = None
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __len__(self):
-        return lib.hc_archive_count(self._h)
-
-    def names(self):
-        return [_decode(lib.hc_archive_name(self._h, i)) for i in range(len(self))]
-
-    def _index(self, name):
-        idx = ctypes.c_size_t()
-        _check(lib.hc_archive_find(ctypes.byref(idx), self._h, _enc(name)))
-        return idx.value
 
     def entry(self, name):
         e = _capi.ArchiveEntry()
@@ -681,7 +638,7 @@ class ModelView:
 _MODES = {"refine": 0, "escalate": 1}
 
 
-class Pipeline:
+class Pipeline(_Handle):
     """Stages of codecs under quality gates (hc_pipeline).
 
     callback(metrics: StageMetrics) runs after every stage; returning a true value cancels
@@ -689,7 +646,7 @@ class Pipeline:
     An exception raised in either cancels the work and is re-raised by the compress call.
     """
 
-    _h = None  # so that close() works after a failed __init__
+    _free = "hc_pipeline_free"
 
     def __init__(self, mode="refine", fallback=None, threads=1, min_db_per_bit=None,
                  model_retain=None, higher_is_better=None, keep_spec=None, keep_below=None,
@@ -714,20 +671,6 @@ class Pipeline:
         self._cb = None          # the CFUNCTYPE objects must outlive every call into C
         self._eval = None
         self._pending = None     # an exception raised inside a callback, re-raised after the call
-
-    def close(self):
-        if self._h:
-            lib.hc_pipeline_free(self._h)
-            self._h = None
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def add_stage(self, name, spec, gate=None):
         """Adds a stage coding with spec; gate is text such as "rel_rmse<=0.05,snr>=20"."""
