@@ -1,7 +1,8 @@
 #!/bin/sh
 # `hypercomp eval --pipeline` end to end on the fixture: the JSON `stages` rows checked against the
 # file (fp16 rounding and bit counts recomputed in Python), the gate-failure exit code, and the
-# messages of bad command lines. TAP output.
+# messages of bad command lines; then `hypercomp compress --pipeline`: the container it writes
+# measured back against the source, the report's stages, and no file when a gate fails. TAP output.
 # usage: test_cli_pipeline.sh HYPERCOMP PYTHON3 DATA_DIR
 set -u
 HC=$1
@@ -79,4 +80,38 @@ expect_fail "no stage" 2 "needs at least one --stage" eval "$FIX" --pipeline ref
 expect_fail "bad stage spec" 2 "bad --stage 'int3'" eval "$FIX" --pipeline refine --stage int3
 expect_fail "bad gate" 2 "bad --gate" eval "$FIX" --pipeline refine --stage fp16 --gate 'rmse<1'
 expect_fail "bad stage gate" 2 "bad gate in --stage" eval "$FIX" --pipeline refine --stage 'fp16@snr>=x'
+
+# compress through a pipeline: every tensor the gate judged meets it in the written file
+"$HC" compress "$FIX" -o "$TMP/p.hcz" --pipeline escalate --stage nf4 --stage int8 --gate 'rel_rmse<=0.05' \
+    --threads 2 --json "$TMP/p-report.json" -q 2>"$TMP/err"
+check $? "compress --pipeline escalate exits 0"
+"$HC" eval "$TMP/p.hcz" --original "$FIX" --json >"$TMP/p-eval.json" 2>"$TMP/err"
+check $? "eval of the pipeline's container against the source exits 0"
+"$PY" - "$TMP/p-eval.json" "$TMP/p-report.json" >"$TMP/err" 2>&1 <<'PYEOF'
+import json, sys
+ev, rep = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert ev["codec"].startswith("pipeline escalate: nf4 > int8"), ev["codec"]
+assert len(ev["tensors"]) == 5, len(ev["tensors"])
+for t in ev["tensors"]:
+    assert t["rel_rmse"] <= 0.05, (t["name"], t["rel_rmse"])
+    # nf4 alone misses 0.05 on these tensors, so each was escalated past it
+    assert t["bpw"] > 7.5, (t["name"], t["bpw"])
+staged = [t for t in rep["tensors"] if t.get("stages")]
+assert len(staged) == 5, [t["name"] for t in rep["tensors"]]
+for t in staged:
+    names = [s["name"] for s in t["stages"]]
+    assert names[0] == "nf4" and not t["stages"][0]["passed"], t["stages"]
+    assert "int8" in names, names
+PYEOF
+check $? "every gated tensor of the written file meets the gate; the report lists the stages"
+rm -f "$TMP/q.hcz"
+expect_fail "compress: a gate no stage meets exits 3" 3 "failed its gate" compress "$FIX" -o "$TMP/q.hcz" -q \
+    --pipeline escalate --stage nf4 --gate 'rel_rmse<=0.01'
+[ -z "$(ls -a "$TMP" | grep -F q.hcz)" ]
+check $? "compress: a failed gate leaves no output and no temporary file"
+expect_fail "compress: --stage without --pipeline" 2 "need --pipeline" compress "$FIX" -o "$TMP/q.hcz" --stage nf4
+expect_fail "compress: --codec with --pipeline" 2 "exclude each other" compress "$FIX" -o "$TMP/q.hcz" \
+    --codec nf4 --pipeline refine --stage nf4
+expect_fail "compress: bad stage" 2 "bad --stage 'nf4:bogus'" compress "$FIX" -o "$TMP/q.hcz" --pipeline refine \
+    --stage nf4:bogus
 echo "1..$n"

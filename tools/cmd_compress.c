@@ -13,6 +13,7 @@
 #include "cmd_args.h"
 #include "cmd_archive.h"
 #include "hypercomp/hypercomp.h"
+#include "pipeline_build.h"
 #include "progress.h"
 #include "report.h"
 
@@ -28,6 +29,13 @@ static const char compress_help[] =
     "  --codec SPEC          how to compress (default: fp16). A codec name with options, e.g.\n"
     "                        fp16, bf16, int8, int8:clip=99.9, nf4, seedlm:4bit, vptq:2bit.\n"
     "                        Codecs this build knows: %s\n"
+    "  --pipeline MODE       compress through a pipeline of --stage codecs instead of one codec:\n"
+    "                        refine (each stage codes what the earlier ones left, until a gate\n"
+    "                        is met) or escalate (the smallest stage that meets its gate)\n"
+    "  --stage SPEC[@GATE]   a pipeline stage, in order (repeat); GATE as for --gate\n"
+    "  --gate COND[,COND]    gate of stages without their own: rel_rmse<=X, snr>=X, cosine>=X\n"
+    "  --fallback SPEC       code a tensor that meets no gate with SPEC (default: fail, exit 3,\n"
+    "                        and no output file)\n"
     "  --keep PATTERN        keep tensors whose name matches the shell pattern PATTERN unchanged\n"
     "                        (e.g. '*.bias' or '*norm*'); may be given several times\n"
     "  --min-size N          keep tensors of fewer than N values unchanged (default 4096; 0 keeps none)\n"
@@ -58,7 +66,8 @@ typedef struct compress_args {
     const char *keep[64];
     size_t n_keep;
     uint64_t min_size, threads;
-    int quiet, verbose;
+    int quiet, verbose, codec_given;
+    cli_pipeline_args pipe;   /* pipe.mode set: a pipeline run */
 } compress_args;
 
 static int parse_args(compress_args *a, int argc, char **argv)
@@ -91,6 +100,7 @@ static int parse_args(compress_args *a, int argc, char **argv)
             if (r < 0)
                 return 0;
             a->codec = v;
+            a->codec_given = 1;
         } else if ((r = arg_value(argc, argv, &i, "--keep", NULL, &v, "compress")) != 0) {
             if (r < 0)
                 return 0;
@@ -113,13 +123,26 @@ static int parse_args(compress_args *a, int argc, char **argv)
             if (r < 0)
                 return 0;
             a->json = v;
-        } else if (strcmp(arg, "--pipeline") == 0 || strncmp(arg, "--pipeline=", 11) == 0 ||
-                   strcmp(arg, "--stage") == 0 || strncmp(arg, "--stage=", 8) == 0) {
-            /* The seam for staged compression: a pipeline run fills report_tensor.stages through
-             * the pipeline's stage callback instead of one hc_compress per tensor. */
-            fprintf(stderr, "hypercomp compress: %s needs the pipeline module, which this build does not have yet; "
-                            "use --codec SPEC\n", arg);
-            return 0;
+        } else if ((r = arg_value(argc, argv, &i, "--pipeline", NULL, &v, "compress")) != 0) {
+            if (r < 0)
+                return 0;
+            a->pipe.mode = v;
+        } else if ((r = arg_value(argc, argv, &i, "--stage", NULL, &v, "compress")) != 0) {
+            if (r < 0)
+                return 0;
+            if (a->pipe.n_stages == CLI_MAX_STAGES) {
+                fprintf(stderr, "hypercomp compress: at most %d --stage options\n", CLI_MAX_STAGES);
+                return 0;
+            }
+            a->pipe.stages[a->pipe.n_stages++] = v;
+        } else if ((r = arg_value(argc, argv, &i, "--gate", NULL, &v, "compress")) != 0) {
+            if (r < 0)
+                return 0;
+            a->pipe.gate = v;
+        } else if ((r = arg_value(argc, argv, &i, "--fallback", NULL, &v, "compress")) != 0) {
+            if (r < 0)
+                return 0;
+            a->pipe.fallback = v;
         } else if (arg[0] == '-' && arg[1]) {
             fprintf(stderr, "hypercomp compress: unknown option '%s' (see `hypercomp compress --help`)\n", arg);
             return 0;
@@ -129,6 +152,14 @@ static int parse_args(compress_args *a, int argc, char **argv)
             fprintf(stderr, "hypercomp compress: unexpected argument '%s'; one input file is expected\n", arg);
             return 0;
         }
+    }
+    if (!a->pipe.mode && (a->pipe.n_stages || a->pipe.gate || a->pipe.fallback)) {
+        fprintf(stderr, "hypercomp compress: --stage, --gate and --fallback need --pipeline refine|escalate\n");
+        return 0;
+    }
+    if (a->pipe.mode && a->codec_given) {
+        fprintf(stderr, "hypercomp compress: --codec and --pipeline exclude each other; give the codecs as --stage SPEC\n");
+        return 0;
     }
     if (!a->in || !a->out) {
         fprintf(stderr, "hypercomp compress: %s\nusage: hypercomp compress IN.safetensors -o OUT.hcz [OPTIONS] "
@@ -148,13 +179,33 @@ static int keep_tensor(const compress_args *a, const char *name, int64_t numel)
     return 0;
 }
 
-/* Compresses one tensor. This is the seam for staged compression: a `--pipeline` run calls
- * hc_pipeline_compress_tensor() here instead, and its stage callback appends one report_stage
- * per stage to t (report_add_stage), which the HTML report draws as the stage waterfall. */
-static int code_tensor(hc_ctensor **out, hc_compressor *comp, const hc_tensor_view *v, report_tensor *t)
+/* A pipeline's stage rows become the tensor's stages in the report (the HTML stage waterfall);
+ * the final "chosen" rows repeat a stage already recorded, so only first tries are kept. */
+static int on_stage(const hc_stage_metrics *m, void *ud)
 {
-    (void)t;   /* a single codec has no stages to record */
-    return hc_compress(out, comp, v);
+    report_tensor *t = ud;
+    if (m->action > HC_STAGE_ROLLED_BACK || m->attempt != 0)
+        return 0;
+    report_stage s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.name, sizeof s.name, "%s", m->stage);
+    s.bpw = m->bpw;
+    s.rel_rmse = m->rel_rmse;
+    s.seconds = m->seconds;
+    s.passed = m->gate_passed == 1;
+    return report_add_stage(t, &s) ? 0 : 1;   /* out of memory cancels the run */
+}
+
+/* Compresses one tensor with the codec, or through the pipeline when there is one. */
+static int code_tensor(hc_ctensor **out, hc_compressor *comp, hc_pipeline *p, const hc_tensor_view *v,
+                       report_tensor *t)
+{
+    if (!p)
+        return hc_compress(out, comp, v);
+    hc_pipeline_set_stage_callback(p, on_stage, t);
+    int rc = hc_pipeline_compress_tensor(out, p, v);
+    hc_pipeline_set_stage_callback(p, NULL, NULL);
+    return rc;
 }
 
 static double seconds_now(void)
@@ -244,12 +295,23 @@ int cmd_compress(int argc, char **argv)
     if (!parse_args(&a, argc, argv))
         return CLI_USAGE;
     hc_compressor *comp = NULL;
-    int rc = hc_compressor_from_spec(&comp, a.codec);
-    if (rc != HC_OK) {
-        fprintf(stderr, "hypercomp compress: --codec '%s': %s\n", a.codec, hc_last_error());
-        return rc == HC_EINVAL || rc == HC_ENOTFOUND ? CLI_USAGE : CLI_FAILED;
+    hc_pipeline *pipe = NULL;
+    char spec[512];
+    int rc;
+    if (a.pipe.mode) {
+        a.pipe.threads = (uint32_t)a.threads;
+        if ((rc = cli_pipeline_build(&pipe, "compress", &a.pipe)) != CLI_OK)
+            return rc;
+        cli_pipeline_describe(spec, sizeof spec, &a.pipe);
+    } else {
+        rc = hc_compressor_from_spec(&comp, a.codec);
+        if (rc != HC_OK) {
+            fprintf(stderr, "hypercomp compress: --codec '%s': %s\n", a.codec, hc_last_error());
+            return rc == HC_EINVAL || rc == HC_ENOTFOUND ? CLI_USAGE : CLI_FAILED;
+        }
+        hc_compressor_set_threads(comp, (uint32_t)a.threads);
+        snprintf(spec, sizeof spec, "%s", hc_compressor_spec(comp));
     }
-    hc_compressor_set_threads(comp, (uint32_t)a.threads);
     hc_safetensors *st = NULL;
     hc_archive_writer *w = NULL;
     report r;
@@ -258,16 +320,18 @@ int cmd_compress(int argc, char **argv)
     if ((rc = hc_safetensors_open(&st, a.in)) != HC_OK) {
         cli_lib_error("compress", rc);
         hc_compressor_free(comp);
+        hc_pipeline_free(pipe);
         return exit_code_for(rc);
     }
     r.source = strdup(a.in);
     r.output = strdup(a.out);
-    r.spec = strdup(hc_compressor_spec(comp));
+    r.spec = strdup(spec);
     if (!r.source || !r.output || !r.spec) {
         fprintf(stderr, "hypercomp compress: out of memory\n");
         report_free(&r);
         hc_safetensors_close(st);
         hc_compressor_free(comp);
+        hc_pipeline_free(pipe);
         return CLI_FAILED;
     }
     struct stat sb;
@@ -323,7 +387,7 @@ int cmd_compress(int argc, char **argv)
             snprintf(detail, sizeof detail, "kept (%s)", hc_dtype_name(v.dtype));
         } else {
             hc_ctensor *ct = NULL;
-            rc = code_tensor(&ct, comp, &v, t);
+            rc = code_tensor(&ct, comp, pipe, &v, t);
             if (rc == HC_OK)
                 rc = hc_archive_writer_add(w, name, ct);
             if (rc == HC_OK) {
@@ -370,6 +434,7 @@ int cmd_compress(int argc, char **argv)
     hc_archive_writer_free(w);
     hc_safetensors_close(st);
     hc_compressor_free(comp);
+    hc_pipeline_free(pipe);
     report_free(&r);
     return code;
 }

@@ -10,8 +10,9 @@
 #include "cli.h"
 #include "cli_util.h"
 #include "cmd_eval.h"
+#include "pipeline_build.h"
 
-#define MAX_STAGES 16
+#define MAX_STAGES CLI_MAX_STAGES
 #define MAX_KEEPS 16
 #define DEFAULT_MIN_SIZE 4096
 
@@ -241,54 +242,26 @@ int cli_eval_pipeline(int argc, char **argv)
     }
     if (a.n_positional != 1)
         return cli_error(CLI_USAGE, r.cmd, "needs exactly one FILE.safetensors, got %d", a.n_positional);
-    if (!mode || (strcmp(mode, "refine") != 0 && strcmp(mode, "escalate") != 0))
-        return cli_error(CLI_USAGE, r.cmd, "--pipeline must be refine or escalate, not '%s'", mode ? mode : "");
-    if (n_stages == 0)
-        return cli_error(CLI_USAGE, r.cmd, "--pipeline needs at least one --stage SPEC");
     r.path = a.positional[0];
-
-    hc_pipeline_options o = HC_PIPELINE_OPTIONS_INIT;
-    o.mode = strcmp(mode, "refine") == 0 ? HC_PIPELINE_REFINE : HC_PIPELINE_ESCALATE;
-    o.fallback_spec = fallback;
-    o.threads = threads;
-    o.gain_iters = gains;
-    o.gain_filter = no_grokfast ? 0 : 1;
-    o.gain_solver = gain_exact ? 1 : 0;
-    o.keep_below = min_size;
-    o.keep_1d = 0;
-    char *end;
-    if (min_db && ((o.min_db_per_bit = strtod(min_db, &end)), *end || end == min_db))
-        return cli_error(CLI_USAGE, r.cmd, "--min-db-per-bit needs a number, not '%s'", min_db);
-    if (lr && ((o.gain_lr = strtof(lr, &end)), *end || end == lr))
-        return cli_error(CLI_USAGE, r.cmd, "--gain-lr needs a number, not '%s'", lr);
+    cli_pipeline_args pa;
+    memset(&pa, 0, sizeof pa);
+    pa.mode = mode;
+    memcpy(pa.stages, stages, sizeof stages[0] * n_stages);
+    pa.n_stages = n_stages;
+    pa.gate = gate_text;
+    pa.fallback = fallback;
+    pa.min_db = min_db;
+    pa.gain_lr = lr;
+    pa.gains = gains;
+    pa.threads = threads;
+    pa.no_grokfast = no_grokfast;
+    pa.gain_exact = gain_exact;
+    pa.keep_below = min_size;
     hc_pipeline *p = NULL;
-    rc = hc_pipeline_new(&p, &o);
-    if (rc != HC_OK)
-        return cli_error(CLI_USAGE, r.cmd, "bad pipeline options: %s", hc_last_error());
-    hc_gate common = HC_GATE_INIT;
-    if (gate_text && hc_gate_parse(&common, gate_text) != HC_OK) {
-        hc_pipeline_free(p);
-        return cli_error(CLI_USAGE, r.cmd, "bad --gate: %s", hc_last_error());
-    }
-    for (uint32_t i = 0; i < n_stages; i++) {
-        char spec[256];
-        snprintf(spec, sizeof spec, "%s", stages[i]);
-        char *at = strchr(spec, '@');
-        hc_gate g = common;
-        if (at) {
-            *at = '\0';
-            g = (hc_gate)HC_GATE_INIT;
-            if (hc_gate_parse(&g, at + 1) != HC_OK) {
-                hc_pipeline_free(p);
-                return cli_error(CLI_USAGE, r.cmd, "bad gate in --stage '%s': %s", stages[i], hc_last_error());
-            }
-        }
-        if (hc_pipeline_add_stage_spec(p, spec, spec, &g) != HC_OK) {
-            hc_pipeline_free(p);
-            return cli_error(CLI_USAGE, r.cmd, "bad --stage '%s': %s", stages[i], hc_last_error());
-        }
+    if ((rc = cli_pipeline_build(&p, r.cmd, &pa)) != CLI_OK)
+        return rc;
+    for (uint32_t i = 0; i < n_stages; i++)
         r.stage_names[i] = stages[i];
-    }
     r.n_stages = n_stages;
     for (uint32_t i = 0; i < n_keeps; i++)
         if (hc_pipeline_add_rule(p, keeps[i], "f32", NULL) != HC_OK) {
