@@ -7,7 +7,8 @@
 #
 # MODEL defaults to tests/data/ppocr-rec-subset.safetensors (cut from the PaddleOCR v4
 # recognizer; NOTICE beside it). Results go to results/: model.hcz, report.html (open it in a
-# browser), report.json, info.txt, model-decoded.safetensors, eval-CODEC.txt/.json,
+# browser), report.json, info.txt, model-decoded.safetensors, eval-CODEC.txt/.json, the same
+# model through an escalating pipeline (model-pipeline.hcz, report-pipeline.html),
 # bench-CODEC.json and summary.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -84,6 +85,18 @@ if [ "$have_eval" -eq 1 ]; then
         echo "run-main: the compress/info/decompress/eval chain failed" >&2
         failed+=("container")
     fi
+    # The same model through a pipeline: the smallest stage whose error is at most 0.12 per tensor.
+    pipe=(--pipeline escalate --stage seedlm:4bit --stage nf4 --stage int8 --gate 'rel_rmse<=0.12')
+    echo "run-main: hypercomp compress $model -o $out/model-pipeline.hcz ${pipe[*]}"
+    if "$hc" compress "$model" -o "$out/model-pipeline.hcz" "${pipe[@]}" --report "$out/report-pipeline.html" \
+        --json "$out/report-pipeline.json" -q &&
+        "$hc" eval "$out/model-pipeline.hcz" --original "$model" >"$out/eval-pipeline.txt"; then
+        echo "pipeline (${pipe[*]}):" | tee -a "$out/summary.txt"
+        tail -n 2 "$out/eval-pipeline.txt" | tee -a "$out/summary.txt"
+    else
+        echo "run-main: the pipeline compress/eval failed" >&2
+        failed+=("pipeline")
+    fi
     echo | tee -a "$out/summary.txt"
 fi
 
@@ -120,7 +133,7 @@ for c in $BENCH_CODECS; do
 done
 
 echo
-echo "run-main: results in $(pwd)/$out/ (report.html, summary.txt, model.hcz, info.txt, eval-CODEC.txt/.json, bench-CODEC.json); $(($(date +%s) - start)) s"
+echo "run-main: results in $(pwd)/$out/ (report.html, report-pipeline.html, summary.txt, model.hcz, model-pipeline.hcz, info.txt, eval-CODEC.txt/.json, bench-CODEC.json); $(($(date +%s) - start)) s"
 if [ ${#failed[@]} -ne 0 ]; then
     echo "run-main: FAILED: ${failed[*]}" >&2
     exit 1
