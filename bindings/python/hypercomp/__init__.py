@@ -13,6 +13,7 @@ library's status name and message.
 import ctypes
 import dataclasses
 import math
+import weakref
 
 from . import _capi
 from ._capi import lib, DTYPE_F32, DTYPE_F16, DTYPE_BF16
@@ -26,7 +27,8 @@ __all__ = [
     "Error", "InvalidArgument", "OutOfMemory", "IOFailure", "FormatError", "VersionError",
     "Cancelled", "Unsupported", "QualityError", "NotFound",
     "version", "version_string", "Compressor", "CTensor", "Stats", "SafeTensors",
-    "ArchiveWriter", "Archive", "ArchiveEntry", "Pipeline", "StageMetrics", "ModelView",
+    "SafeTensorsWriter", "ArchiveWriter", "Archive", "ArchiveEntry", "Pipeline", "StageMetrics",
+    "ModelView",
     "DTYPE_F32", "DTYPE_F16", "DTYPE_BF16",
 ]
 
@@ -233,6 +235,13 @@ class _Handle:
     _h = None     # so that close() works after a failed __init__
     _free = None  # the library function that frees the handle
 
+    @property
+    def h(self):
+        """The handle; using a closed object raises ValueError instead of passing NULL to C."""
+        if not self._h:
+            raise ValueError(f"{type(self).__name__} is closed")
+        return self._h
+
     def close(self):
         if self._h:
             getattr(lib, self._free)(self._h)
@@ -254,15 +263,15 @@ class _NamedReader(_Handle):
     _api = None
 
     def __len__(self):
-        return getattr(lib, f"hc_{self._api}_count")(self._h)
+        return getattr(lib, f"hc_{self._api}_count")(self.h)
 
     def names(self):
         name = getattr(lib, f"hc_{self._api}_name")
-        return [_decode(name(self._h, i)) for i in range(len(self))]
+        return [_decode(name(self.h, i)) for i in range(len(self))]
 
     def _index(self, name):
         idx = ctypes.c_size_t()
-        _check(getattr(lib, f"hc_{self._api}_find")(ctypes.byref(idx), self._h, _enc(name)))
+        _check(getattr(lib, f"hc_{self._api}_find")(ctypes.byref(idx), self.h, _enc(name)))
         return idx.value
 
 
@@ -279,17 +288,17 @@ class Compressor(_Handle):
     @property
     def spec(self):
         """The canonical spec: every option spelt out."""
-        return _decode(lib.hc_compressor_spec(self._h))
+        return _decode(lib.hc_compressor_spec(self.h))
 
     def set_threads(self, threads):
-        _check(lib.hc_compressor_set_threads(self._h, threads))
+        _check(lib.hc_compressor_set_threads(self.h, threads))
 
     def compress(self, data, shape=None, dtype=None, name=None):
         """Compresses an array or buffer; returns a CTensor."""
         inp = _Input(data, shape, dtype, name)
         try:
             out = ctypes.c_void_p()
-            _check(lib.hc_compress(ctypes.byref(out), self._h, ctypes.byref(inp.view)))
+            _check(lib.hc_compress(ctypes.byref(out), self.h, ctypes.byref(inp.view)))
             return CTensor(out)
         finally:
             inp.release()
@@ -300,8 +309,9 @@ class CTensor(_Handle):
 
     _free = "hc_ctensor_free"
 
-    def __init__(self, handle):
+    def __init__(self, handle, owner=None):
         self._h = handle
+        self._owner = owner  # a tensor that borrows an archive's bytes keeps the archive alive
 
     @classmethod
     def deserialize(cls, data):
@@ -325,40 +335,40 @@ class CTensor(_Handle):
     @property
     def shape(self):
         s = (ctypes.c_int64 * _capi.HC_MAX_DIMS)()
-        lib.hc_ctensor_shape(self._h, s)
-        return tuple(s[i] for i in range(lib.hc_ctensor_ndim(self._h)))
+        lib.hc_ctensor_shape(self.h, s)
+        return tuple(s[i] for i in range(lib.hc_ctensor_ndim(self.h)))
 
     @property
     def numel(self):
-        return lib.hc_ctensor_numel(self._h)
+        return lib.hc_ctensor_numel(self.h)
 
     @property
     def rows(self):
-        return lib.hc_ctensor_rows(self._h)
+        return lib.hc_ctensor_rows(self.h)
 
     @property
     def cols(self):
-        return lib.hc_ctensor_cols(self._h)
+        return lib.hc_ctensor_cols(self.h)
 
     @property
     def codec_id(self):
-        return lib.hc_ctensor_codec_id(self._h)
+        return lib.hc_ctensor_codec_id(self.h)
 
     @property
     def codec_name(self):
-        return _decode(lib.hc_ctensor_codec_name(self._h))
+        return _decode(lib.hc_ctensor_codec_name(self.h))
 
     @property
     def orig_dtype(self):
-        return lib.hc_ctensor_orig_dtype(self._h)
+        return lib.hc_ctensor_orig_dtype(self.h)
 
     def set_threads(self, threads):
-        _check(lib.hc_ctensor_set_threads(self._h, threads))
+        _check(lib.hc_ctensor_set_threads(self.h, threads))
 
     def stats(self):
         """Size (every serialised bit) and quality recorded at compression."""
         s = _new_stats()
-        _check(lib.hc_ctensor_stats(ctypes.byref(s), self._h))
+        _check(lib.hc_ctensor_stats(ctypes.byref(s), self.h))
         return Stats._from_c(s)
 
     def measure(self, original, dtype=None):
@@ -366,7 +376,7 @@ class CTensor(_Handle):
         inp = _Input(original, self.shape if not hasattr(original, "shape") else None, dtype)
         try:
             s = _new_stats()
-            _check(lib.hc_ctensor_measure(ctypes.byref(s), self._h, ctypes.byref(inp.view)))
+            _check(lib.hc_ctensor_measure(ctypes.byref(s), self.h, ctypes.byref(inp.view)))
             return Stats._from_c(s)
         finally:
             inp.release()
@@ -379,7 +389,7 @@ class CTensor(_Handle):
         mvb = mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv
         try:
             arr = (ctypes.c_char * mvb.nbytes).from_buffer(mvb) if mvb.nbytes else None
-            _check(lib.hc_ctensor_decode(self._h, _dtype_code(dtype),
+            _check(lib.hc_ctensor_decode(self.h, _dtype_code(dtype),
                                          ctypes.addressof(arr) if arr is not None else None, mvb.nbytes))
         finally:
             arr = None
@@ -391,7 +401,7 @@ class CTensor(_Handle):
         code = _dtype_code(dtype)
         n = self.numel * lib.hc_dtype_size(code)
         out = ctypes.create_string_buffer(n)
-        _check(lib.hc_ctensor_decode(self._h, code, out, n))
+        _check(lib.hc_ctensor_decode(self.h, code, out, n))
         return out.raw
 
     def decode(self, dtype="f32"):
@@ -416,7 +426,7 @@ class CTensor(_Handle):
             if xa.size != cols:
                 raise InvalidArgument(-1, f"x has {xa.size} values; the tensor has {cols} columns")
             y = _np.empty(rows, dtype=_np.float32)
-            _check(lib.hc_ctensor_matvec(self._h, xa.ctypes.data, y.ctypes.data))
+            _check(lib.hc_ctensor_matvec(self.h, xa.ctypes.data, y.ctypes.data))
             return y
         import array
         xa = array.array("f", x) if not (isinstance(x, array.array) and x.typecode == "f") else x
@@ -425,14 +435,14 @@ class CTensor(_Handle):
         y = array.array("f", bytes(4 * rows))
         xp, _ = xa.buffer_info()
         yp, _ = y.buffer_info()
-        _check(lib.hc_ctensor_matvec(self._h, xp, yp))
+        _check(lib.hc_ctensor_matvec(self.h, xp, yp))
         return y
 
     def serialize(self):
         """The serialised form (header, params, payload, CRC) as bytes."""
-        n = lib.hc_ctensor_serialized_size(self._h)
+        n = lib.hc_ctensor_serialized_size(self.h)
         out = ctypes.create_string_buffer(n)
-        _check(lib.hc_ctensor_serialize(self._h, out, n))
+        _check(lib.hc_ctensor_serialize(self.h, out, n))
         return out.raw
 
 
@@ -463,26 +473,59 @@ class SafeTensors(_NamedReader):
         self._h = h
 
     def dtype(self, name):
-        return _decode(lib.hc_safetensors_dtype(self._h, self._index(name)))
+        return _decode(lib.hc_safetensors_dtype(self.h, self._index(name)))
 
     def metadata(self, key):
-        return _decode(lib.hc_safetensors_metadata(self._h, _enc(key)))
+        return _decode(lib.hc_safetensors_metadata(self.h, _enc(key)))
 
     def tensor(self, name):
         """A copy of the tensor as a numpy array (bytes without numpy)."""
         v = _capi.TensorView()
         v.struct_size = ctypes.sizeof(v)
-        _check(lib.hc_safetensors_tensor(ctypes.byref(v), self._h, self._index(name)))
+        _check(lib.hc_safetensors_tensor(ctypes.byref(v), self.h, self._index(name)))
         return _view_to_array(v)
 
     def compress(self, name, compressor):
         """Compresses a tensor straight from the file's memory (no copy through Python)."""
         v = _capi.TensorView()
         v.struct_size = ctypes.sizeof(v)
-        _check(lib.hc_safetensors_tensor(ctypes.byref(v), self._h, self._index(name)))
+        _check(lib.hc_safetensors_tensor(ctypes.byref(v), self.h, self._index(name)))
         out = ctypes.c_void_p()
-        _check(lib.hc_compress(ctypes.byref(out), compressor._h, ctypes.byref(v)))
+        _check(lib.hc_compress(ctypes.byref(out), compressor.h, ctypes.byref(v)))
         return CTensor(out)
+
+
+class SafeTensorsWriter(_Handle):
+    """Writes a safetensors file (F32, F16, BF16); call finish() (or leave the with-block without
+    an exception). The file appears only when finished: it is written beside and renamed."""
+
+    _free = "hc_safetensors_writer_free"  # an unfinished file is abandoned
+
+    def __init__(self, path):
+        h = ctypes.c_void_p()
+        _check(lib.hc_safetensors_writer_new(ctypes.byref(h), _enc(str(path))))
+        self._h = h
+
+    def __exit__(self, exc_type, *exc):
+        try:
+            if exc_type is None:
+                self.finish()
+        finally:
+            self.close()
+
+    def set_metadata(self, key, value):
+        _check(lib.hc_safetensors_writer_set_metadata(self.h, _enc(key), _enc(value)))
+
+    def add(self, name, data, shape=None, dtype=None):
+        """Adds a tensor (numpy array, or a buffer with shape and dtype) under name."""
+        inp = _Input(data, shape, dtype, name)
+        try:
+            _check(lib.hc_safetensors_writer_add(self.h, ctypes.byref(inp.view)))
+        finally:
+            inp.release()
+
+    def finish(self):
+        _check(lib.hc_safetensors_writer_finish(self.h))
 
 
 class ArchiveWriter(_Handle):
@@ -503,20 +546,20 @@ class ArchiveWriter(_Handle):
             self.close()
 
     def set_metadata(self, key, value):
-        _check(lib.hc_archive_writer_set_metadata(self._h, _enc(key), _enc(value)))
+        _check(lib.hc_archive_writer_set_metadata(self.h, _enc(key), _enc(value)))
 
     def add(self, name, ct):
-        _check(lib.hc_archive_writer_add(self._h, _enc(name), ct._h))
+        _check(lib.hc_archive_writer_add(self.h, _enc(name), ct.h))
 
     def add_uncompressed(self, name, data, shape=None, dtype=None):
         inp = _Input(data, shape, dtype, name)
         try:
-            _check(lib.hc_archive_writer_add_uncompressed(self._h, ctypes.byref(inp.view)))
+            _check(lib.hc_archive_writer_add_uncompressed(self.h, ctypes.byref(inp.view)))
         finally:
             inp.release()
 
     def finish(self):
-        _check(lib.hc_archive_writer_finish(self._h))
+        _check(lib.hc_archive_writer_finish(self.h))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -536,33 +579,59 @@ class ArchiveEntry:
 
 
 class Archive(_NamedReader):
-    """A .hcz container opened for reading (verified unless verify=False)."""
+    """A .hcz container opened for reading (verified unless verify=False).
+
+    Its tensors borrow its bytes: each keeps the archive alive, and close() closes them first,
+    so a tensor used after its archive was closed raises ValueError rather than reading freed
+    memory."""
 
     _free = "hc_archive_close"
     _api = "archive"
 
     def __init__(self, path, verify=True):
+        self._tensors = weakref.WeakSet()
+        self._bytes = None
         h = ctypes.c_void_p()
         _check(lib.hc_archive_open(ctypes.byref(h), _enc(str(path)), 0 if verify else 1))
         self._h = h
 
+    @classmethod
+    def from_bytes(cls, data, verify=True):
+        """Opens a container held in memory (bytes or any buffer). The bytes are copied once and
+        kept for the archive's life, so the caller's buffer may change afterwards."""
+        raw = bytes(memoryview(data).cast("B"))
+        a = cls.__new__(cls)
+        a._tensors = weakref.WeakSet()
+        a._bytes = ctypes.create_string_buffer(raw, len(raw) or 1)
+        h = ctypes.c_void_p()
+        _check(lib.hc_archive_open_memory(ctypes.byref(h), a._bytes, len(raw), 0 if verify else 1))
+        a._h = h
+        return a
+
+    def close(self):
+        for t in list(getattr(self, "_tensors", ())):
+            t.close()
+        super().close()
+
     def entry(self, name):
         e = _capi.ArchiveEntry()
         e.struct_size = ctypes.sizeof(e)
-        _check(lib.hc_archive_entry_get(ctypes.byref(e), self._h, self._index(name)))
+        _check(lib.hc_archive_entry_get(ctypes.byref(e), self.h, self._index(name)))
         return ArchiveEntry(_decode(e.name), e.codec_id, _decode(e.codec_name), e.orig_dtype,
                             tuple(e.shape[i] for i in range(e.ndim)), e.numel, e.serialized_bytes,
                             bool(e.has_quality), e.rel_rmse, e.snr_db, e.cosine)
 
     def tensor(self, name):
         out = ctypes.c_void_p()
-        _check(lib.hc_archive_tensor(ctypes.byref(out), self._h, self._index(name)))
-        return CTensor(out)
+        _check(lib.hc_archive_tensor(ctypes.byref(out), self.h, self._index(name)))
+        t = CTensor(out, owner=self)
+        self._tensors.add(t)
+        return t
 
     def metadata(self):
-        return {_decode(k): _decode(lib.hc_archive_metadata(self._h, k))
-                for k in (lib.hc_archive_metadata_key(self._h, i)
-                          for i in range(lib.hc_archive_metadata_count(self._h)))}
+        return {_decode(k): _decode(lib.hc_archive_metadata(self.h, k))
+                for k in (lib.hc_archive_metadata_key(self.h, i)
+                          for i in range(lib.hc_archive_metadata_count(self.h)))}
 
 
 # ---------------------------------------------------------------------------------- pipeline
@@ -614,13 +683,19 @@ class ModelView:
     def __init__(self, handle):
         self._h = handle
 
+    @property
+    def h(self):
+        if not self._h:
+            raise ValueError("ModelView used after its evaluator call returned")
+        return self._h
+
     def __len__(self):
-        return lib.hc_model_count(self._h)
+        return lib.hc_model_count(self.h)
 
     def _view(self, i):
         v = _capi.TensorView()
         v.struct_size = ctypes.sizeof(v)
-        _check(lib.hc_model_tensor(ctypes.byref(v), self._h, i))
+        _check(lib.hc_model_tensor(ctypes.byref(v), self.h, i))
         return v
 
     def names(self):
@@ -671,6 +746,7 @@ class Pipeline(_Handle):
         self._cb = None          # the CFUNCTYPE objects must outlive every call into C
         self._eval = None
         self._pending = None     # an exception raised inside a callback, re-raised after the call
+        self._rules = []         # pipelines the rules borrow
 
     def add_stage(self, name, spec, gate=None):
         """Adds a stage coding with spec; gate is text such as "rel_rmse<=0.05,snr>=20"."""
@@ -679,12 +755,22 @@ class Pipeline(_Handle):
             g = _capi.Gate()
             _check(lib.hc_gate_init(ctypes.byref(g), ctypes.sizeof(g)))
             _check(lib.hc_gate_parse(ctypes.byref(g), _enc(gate)))
-        _check(lib.hc_pipeline_add_stage_spec(self._h, _enc(name), _enc(spec),
+        _check(lib.hc_pipeline_add_stage_spec(self.h, _enc(name), _enc(spec),
                                               ctypes.byref(g) if g is not None else None))
+
+    def add_rule(self, pattern, keep_spec=None, use=None):
+        """For compress_model(): tensors whose name matches the glob pattern are coded with
+        keep_spec directly (e.g. "f32"), or through the pipeline use; exactly one of the two."""
+        if use is not None and not isinstance(use, Pipeline):
+            raise InvalidArgument(-1, f"add_rule: use must be a Pipeline, not {type(use).__name__}")
+        _check(lib.hc_pipeline_add_rule(self.h, _enc(pattern), _enc(keep_spec),
+                                        use.h if use is not None else None))
+        if use is not None:
+            self._rules.append(use)  # borrowed by the library: it must outlive this pipeline
 
     @property
     def stage_count(self):
-        return lib.hc_pipeline_stage_count(self._h)
+        return lib.hc_pipeline_stage_count(self.h)
 
     def _guard(self, fn):
         """Runs fn; on an exception remembers it and returns 1, which the library takes as cancel."""
@@ -704,7 +790,7 @@ class Pipeline(_Handle):
             def tramp(m, _user):
                 return self._guard(lambda: 1 if fn(StageMetrics._from_c(m.contents)) else 0)
             self._cb = _capi.STAGE_CB(tramp)
-        _check(lib.hc_pipeline_set_stage_callback(self._h, self._cb, None))
+        _check(lib.hc_pipeline_set_stage_callback(self.h, self._cb, None))
 
     def set_evaluator(self, fn):
         """Sets (or with None clears) the model evaluator: fn(ModelView) -> float."""
@@ -713,11 +799,15 @@ class Pipeline(_Handle):
         else:
             def tramp(out, model, _user):
                 def run():
-                    out[0] = float(fn(ModelView(model)))
+                    view = ModelView(model)
+                    try:
+                        out[0] = float(fn(view))
+                    finally:
+                        view._h = None   # the model is the library's only during this call
                     return 0
                 return self._guard(run)
             self._eval = _capi.EVAL_FN(tramp)
-        _check(lib.hc_pipeline_set_evaluator(self._h, self._eval, None))
+        _check(lib.hc_pipeline_set_evaluator(self.h, self._eval, None))
 
     def _finish(self, rc):
         pending, self._pending = self._pending, None
@@ -731,7 +821,7 @@ class Pipeline(_Handle):
         self._pending = None
         out = ctypes.c_void_p()
         try:
-            rc = lib.hc_pipeline_compress_tensor(ctypes.byref(out), self._h, ctypes.byref(inp.view))
+            rc = lib.hc_pipeline_compress_tensor(ctypes.byref(out), self.h, ctypes.byref(inp.view))
         finally:
             inp.release()
         self._finish(rc)
@@ -752,7 +842,7 @@ class Pipeline(_Handle):
                 _check(lib.hc_model_add(model, ctypes.byref(inp.view)))
             self._pending = None
             if isinstance(sink, ArchiveWriter):
-                rc = lib.hc_pipeline_compress_model(self._h, model, _capi.archive_writer_sink, sink._h)
+                rc = lib.hc_pipeline_compress_model(self.h, model, _capi.archive_writer_sink, sink.h)
             else:
                 def deliver(cname, ct):
                     borrowed = CTensor(ctypes.c_void_p(ct))
@@ -765,7 +855,7 @@ class Pipeline(_Handle):
                     finally:
                         borrowed._h = None  # borrowed: never freed here
                 sink_cb = _capi.SINK_FN(lambda n, ct, _u: self._guard(lambda: deliver(n, ct)))
-                rc = lib.hc_pipeline_compress_model(self._h, model, sink_cb, None)
+                rc = lib.hc_pipeline_compress_model(self.h, model, sink_cb, None)
             self._finish(rc)
         finally:
             lib.hc_model_free(model)

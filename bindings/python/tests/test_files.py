@@ -121,3 +121,55 @@ def test_pipeline_failure_abandons_the_archive(tmp_path):
             p.compress_model({"a": gauss(52, (16, 64)), "b": gauss(53, (16, 64))}, sink=aw)
     with pytest.raises(hypercomp.Error):
         hypercomp.Archive(path)
+
+
+def test_safetensors_writer_round_trip(tmp_path):
+    path = tmp_path / "w.safetensors"
+    a, b = gauss(50, (16, 24)), gauss(51, 7).astype(np.float16)
+    with hypercomp.SafeTensorsWriter(path) as w:
+        w.set_metadata("format", "pt")
+        w.add("a", a)
+        w.add("b", b)
+    ref = read_st(path)
+    np.testing.assert_array_equal(ref["a"], a)
+    with hypercomp.SafeTensors(path) as st:
+        assert st.names() == ["a", "b"] and st.dtype("b") == "F16" and st.metadata("format") == "pt"
+        np.testing.assert_array_equal(st.tensor("b"), b)
+
+
+def test_safetensors_writer_unfinished_leaves_no_file(tmp_path):
+    path = tmp_path / "never.safetensors"
+    with pytest.raises(RuntimeError):
+        with hypercomp.SafeTensorsWriter(path) as w:
+            w.add("a", gauss(52, (4, 4)))
+            raise RuntimeError("stop before finishing")
+    assert os.listdir(tmp_path) == []
+    with hypercomp.SafeTensorsWriter(path) as w:
+        w.add("a", gauss(53, 4))
+        with pytest.raises(hypercomp.InvalidArgument) as e:
+            w.add("a", gauss(54, 4))
+        assert "'a'" in e.value.message
+
+
+def test_archive_from_bytes_and_tensor_lifetime(tmp_path):
+    path = tmp_path / "m.hcz"
+    w = matrix()
+    with hypercomp.ArchiveWriter(path) as aw:
+        aw.add("w", hypercomp.Compressor("nf4").compress(w, name="w"))
+    data = bytearray(path.read_bytes())
+    a = hypercomp.Archive.from_bytes(data)
+    data[:] = b"\0" * len(data)           # the archive holds its own copy
+    t = a.tensor("w")
+    del a                                 # the tensor keeps its archive open
+    want = hypercomp.Archive(path).tensor("w").decode()
+    np.testing.assert_array_equal(t.decode(), want)
+    a2 = hypercomp.Archive(path)
+    t2 = a2.tensor("w")
+    a2.close()                            # closing the archive closes its tensors first
+    with pytest.raises(ValueError) as e:
+        t2.decode()
+    assert "closed" in str(e.value)
+    bad = bytearray(path.read_bytes())
+    bad[0] ^= 0xFF
+    with pytest.raises(hypercomp.FormatError):
+        hypercomp.Archive.from_bytes(bad)

@@ -103,9 +103,12 @@ def test_evaluator_drives_the_model_gate():
     p.add_stage("ternary", "ternary")
     calls = []
 
+    views = []
+
     def score(m):
         assert isinstance(m, hypercomp.ModelView)
         assert sorted(m.names()) == ["a", "b"]
+        views.append(m)
         err = sum(float(np.linalg.norm(m[k] - model[k]) / np.linalg.norm(model[k])) for k in model)
         calls.append(err)
         return 1.0 - err
@@ -117,6 +120,8 @@ def test_evaluator_drives_the_model_gate():
     assert len(calls) > 1
     assert out["a"].codec_name == "fp16" and out["b"].codec_name == "fp16"
     assert ("a", "ternary", "rolled_back") in actions
+    with pytest.raises(ValueError):           # a view kept past its call refuses to read
+        views[0].names()
 
 
 def test_exception_in_evaluator_is_reraised():
@@ -157,3 +162,22 @@ def test_exception_in_a_worker_thread_callback_is_reraised():
     p.set_callback(cb)
     with pytest.raises(Boom):
         p.compress_model({f"t{i}": gauss(60 + i, (16, 64)) for i in range(4)})
+
+
+def test_rules_keep_or_route_tensors_by_name():
+    int8 = hypercomp.Pipeline(mode="escalate")
+    int8.add_stage("int8", "int8", gate="rel_rmse<=0.05")
+    p = escalate()
+    p.add_rule("*.norm", keep_spec="f32")
+    p.add_rule("head.*", use=int8)
+    del int8                              # the rule keeps its pipeline alive
+    tensors = {"a.norm": gauss(60, (8, 64)), "head.w": gauss(61, (16, 64)), "body.w": gauss(62, (16, 64))}
+    out = p.compress_model(tensors)
+    assert out["a.norm"].codec_name == "f32"
+    np.testing.assert_array_equal(out["a.norm"].decode(), tensors["a.norm"])
+    assert out["head.w"].codec_name == "int8"
+    assert out["body.w"].codec_name == "fp16"
+    with pytest.raises(hypercomp.InvalidArgument):
+        p.add_rule("x*", keep_spec="f32", use=escalate())   # exactly one of the two
+    with pytest.raises(hypercomp.InvalidArgument):
+        p.add_rule("x*", use="int8")
