@@ -495,16 +495,21 @@ class SafeTensors(_NamedReader):
         return CTensor(out)
 
 
-class SafeTensorsWriter(_Handle):
-    """Writes a safetensors file (F32, F16, BF16); call finish() (or leave the with-block without
-    an exception). The file appears only when finished: it is written beside and renamed."""
+class _Writer(_Handle):
+    """A file written beside its path and renamed when finish() succeeds: call finish() (or leave
+    the with-block without an exception); a writer closed unfinished leaves no file. _api names
+    the hc_<api>_new / _set_metadata / _finish / _free functions."""
 
-    _free = "hc_safetensors_writer_free"  # an unfinished file is abandoned
+    _api = None
 
     def __init__(self, path):
         h = ctypes.c_void_p()
-        _check(lib.hc_safetensors_writer_new(ctypes.byref(h), _enc(str(path))))
+        _check(getattr(lib, f"hc_{self._api}_new")(ctypes.byref(h), _enc(str(path))))
         self._h = h
+
+    @property
+    def _free(self):
+        return f"hc_{self._api}_free"
 
     def __exit__(self, exc_type, *exc):
         try:
@@ -514,52 +519,40 @@ class SafeTensorsWriter(_Handle):
             self.close()
 
     def set_metadata(self, key, value):
-        _check(lib.hc_safetensors_writer_set_metadata(self.h, _enc(key), _enc(value)))
+        _check(getattr(lib, f"hc_{self._api}_set_metadata")(self.h, _enc(key), _enc(value)))
 
-    def add(self, name, data, shape=None, dtype=None):
-        """Adds a tensor (numpy array, or a buffer with shape and dtype) under name."""
+    def _add_view(self, fn, name, data, shape, dtype):
         inp = _Input(data, shape, dtype, name)
         try:
-            _check(lib.hc_safetensors_writer_add(self.h, ctypes.byref(inp.view)))
+            _check(fn(self.h, ctypes.byref(inp.view)))
         finally:
             inp.release()
 
     def finish(self):
-        _check(lib.hc_safetensors_writer_finish(self.h))
+        _check(getattr(lib, f"hc_{self._api}_finish")(self.h))
 
 
-class ArchiveWriter(_Handle):
-    """Writes a .hcz container; call finish() (or leave the with-block without an exception)."""
+class SafeTensorsWriter(_Writer):
+    """Writes a safetensors file (F32, F16, BF16 tensors)."""
 
-    _free = "hc_archive_writer_free"  # an unfinished archive is abandoned
+    _api = "safetensors_writer"
 
-    def __init__(self, path):
-        h = ctypes.c_void_p()
-        _check(lib.hc_archive_writer_new(ctypes.byref(h), _enc(str(path))))
-        self._h = h
+    def add(self, name, data, shape=None, dtype=None):
+        """Adds a tensor (numpy array, or a buffer with shape and dtype) under name."""
+        self._add_view(lib.hc_safetensors_writer_add, name, data, shape, dtype)
 
-    def __exit__(self, exc_type, *exc):
-        try:
-            if exc_type is None:
-                self.finish()
-        finally:
-            self.close()
 
-    def set_metadata(self, key, value):
-        _check(lib.hc_archive_writer_set_metadata(self.h, _enc(key), _enc(value)))
+class ArchiveWriter(_Writer):
+    """Writes a .hcz container."""
+
+    _api = "archive_writer"
 
     def add(self, name, ct):
         _check(lib.hc_archive_writer_add(self.h, _enc(name), ct.h))
 
     def add_uncompressed(self, name, data, shape=None, dtype=None):
-        inp = _Input(data, shape, dtype, name)
-        try:
-            _check(lib.hc_archive_writer_add_uncompressed(self.h, ctypes.byref(inp.view)))
-        finally:
-            inp.release()
-
-    def finish(self):
-        _check(lib.hc_archive_writer_finish(self.h))
+        """Adds a tensor stored exactly as it is (a "kept" tensor)."""
+        self._add_view(lib.hc_archive_writer_add_uncompressed, name, data, shape, dtype)
 
 
 @dataclasses.dataclass(frozen=True)
