@@ -299,7 +299,9 @@ int cmd_compress(int argc, char **argv)
     char spec[512];
     int rc;
     if (a.pipe.mode) {
-        a.pipe.threads = (uint32_t)a.threads;
+        a.pipe.threads = 1;   /* one tensor at a time, each stage on --threads threads */
+        a.pipe.stage_threads_set = 1;
+        a.pipe.stage_threads = (uint32_t)a.threads;
         if ((rc = cli_pipeline_build(&pipe, "compress", &a.pipe)) != CLI_OK)
             return rc;
         cli_pipeline_describe(spec, sizeof spec, &a.pipe);

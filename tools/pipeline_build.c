@@ -53,7 +53,14 @@ int cli_pipeline_build(hc_pipeline **out, const char *cmd, const cli_pipeline_ar
             if (hc_gate_parse(&g, at + 1) != HC_OK)
                 return fail(p, cli_error(CLI_USAGE, cmd, "bad gate in --stage '%s': %s", a->stages[i], hc_last_error()));
         }
-        if (hc_pipeline_add_stage_spec(p, spec, spec, &g) != HC_OK)
+        hc_compressor *c = NULL;
+        int rc = hc_compressor_from_spec(&c, spec);
+        if (rc == HC_OK && a->stage_threads_set)
+            rc = hc_compressor_set_threads(c, a->stage_threads);
+        if (rc == HC_OK)
+            rc = hc_pipeline_add_stage(p, spec, c, &g);
+        hc_compressor_free(c);
+        if (rc != HC_OK)
             return fail(p, cli_error(CLI_USAGE, cmd, "bad --stage '%s': %s", a->stages[i], hc_last_error()));
     }
     *out = p;

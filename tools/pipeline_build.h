@@ -18,6 +18,8 @@ typedef struct cli_pipeline_args {
     const char *min_db;      /* refine: minimum SNR gain per bit, as typed; NULL for the default */
     const char *gain_lr;     /* as typed; NULL for the default */
     uint32_t gains, threads;
+    int stage_threads_set;   /* 1: every stage compresses with stage_threads (0 = every CPU) */
+    uint32_t stage_threads;
     int no_grokfast, gain_exact;
     uint64_t keep_below;
 } cli_pipeline_args;
