@@ -108,7 +108,71 @@ static inline void unpack_fields(const mv_ctx *m, int64_t b, uint32_t n, uint32_
     }
 }
 
-/* ---- AVX-512 (with VBMI) ---- */
+/* ---- AVX-512 (with VBMI and VNNI) ---- */
+
+/* Unpacking 16 records of B bits (B <= 57) in vector registers: they span at most 122 bytes from
+ * the byte of the first one's first bit, so two 64-byte loads and a byte permutation (vpermt2b)
+ * put record k's 8 bytes into qword k mod 8 of vector k / 8, and a shift by its bit phase aligns
+ * it. The byte indices and shifts depend on the first record's bit phase (0..7): a table each. */
+typedef struct rec512 {
+    uint32_t B;
+    __m512i ctl[8][2], sh[8][2];
+} rec512;
+
+INLINE T512 void rec512_init(rec512 *rt, uint32_t B)
+{
+    rt->B = B;
+    if (B == 32)
+        return;
+    for (uint32_t ph = 0; ph < 8; ph++)
+        for (uint32_t h = 0; h < 2; h++) {
+            uint8_t cb[64];
+            int64_t sh[8];
+            for (uint32_t q = 0; q < 8; q++) {
+                uint32_t bit = ph + (8 * h + q) * B;
+                for (uint32_t j = 0; j < 8; j++)
+                    cb[8 * q + j] = (uint8_t)((bit >> 3) + j);
+                sh[q] = bit & 7;
+            }
+            rt->ctl[ph][h] = _mm512_loadu_si512(cb);
+            rt->sh[ph][h] = _mm512_loadu_si512(sh);
+        }
+}
+
+/* Records b .. b + n - 1 (n <= CHUNK): seeds stored, exponent codes and mantissa fields (P * M <= 32
+ * bits) in vectors; lanes past n are zero (seed 0's word is 0, and zero mantissas give zero
+ * coefficients). Loads never reach past the payload. */
+INLINE T512 void records512(const mv_ctx *m, const rec512 *rt, int64_t b, uint32_t n, uint32_t *seeds, __m512i *ev,
+                            __m512i *mv)
+{
+    const hci_seedlm_cfg *c = &m->st->cfg;
+    const __mmask16 live = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
+    __m512i lo32, mant;
+    if (rt->B == 32) {
+        lo32 = _mm512_maskz_loadu_epi32(live, m->payload + (size_t)b * 4);
+        mant = _mm512_srl_epi32(lo32, _mm_cvtsi32_si128((int)(c->K + c->E)));
+    } else {
+        const uint64_t bit0 = (uint64_t)b * rt->B, byte0 = bit0 >> 3;
+        const uint32_t ph = (uint32_t)(bit0 & 7);
+        const uint64_t avail = m->payload_len - byte0;
+        const __mmask64 mlo = avail >= 64 ? ~0ull : (1ull << avail) - 1;
+        const __mmask64 mhi = avail >= 128 ? ~0ull : avail <= 64 ? 0 : (1ull << (avail - 64)) - 1;
+        const __m512i lo = _mm512_maskz_loadu_epi8(mlo, m->payload + byte0);
+        const __m512i hi = _mm512_maskz_loadu_epi8(mhi, m->payload + byte0 + (mhi ? 64 : 0));
+        __m512i r0 = _mm512_srlv_epi64(_mm512_permutex2var_epi8(lo, rt->ctl[ph][0], hi), rt->sh[ph][0]);
+        __m512i r1 = _mm512_srlv_epi64(_mm512_permutex2var_epi8(lo, rt->ctl[ph][1], hi), rt->sh[ph][1]);
+        const __m128i km = _mm_cvtsi32_si128((int)(c->K + c->E));
+        lo32 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(r0)), _mm512_cvtepi64_epi32(r1), 1);
+        mant = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_srl_epi64(r0, km))),
+                                  _mm512_cvtepi64_epi32(_mm512_srl_epi64(r1, km)), 1);
+        lo32 = _mm512_maskz_mov_epi32(live, lo32);
+        mant = _mm512_maskz_mov_epi32(live, mant);
+    }
+    _mm512_storeu_si512(seeds, _mm512_and_si512(lo32, _mm512_set1_epi32((int32_t)((1ull << c->K) - 1))));
+    *ev = _mm512_and_si512(_mm512_srl_epi32(lo32, _mm_cvtsi32_si128((int)c->K)), _mm512_set1_epi32((1 << c->E) - 1));
+    *mv = mant;
+}
+
 
 /* Vectors per group at most: G * C * P <= 16 * MAXV. */
 #define MAXV 8
@@ -166,24 +230,12 @@ INLINE T512 void k512_init(k512 *k, uint32_t C, uint32_t P, uint32_t K, uint32_t
 /* The chunk's seeds and its coefficients tq[k * P + p] = q_p 2^(ebase + code) of block k, with
  * the records unpacked in vector registers (records of exactly 32 bits, the 4-bit preset's, are
  * aligned words and load as one vector). */
-INLINE T512 void unpack512(const mv_ctx *m, const k512 *k, int64_t b, uint32_t n, uint32_t *seeds, float *tq,
-                           uint32_t P)
+INLINE T512 void unpack512(const mv_ctx *m, const rec512 *rt, const k512 *k, int64_t b, uint32_t n, uint32_t *seeds,
+                           float *tq, uint32_t P)
 {
     const hci_seedlm_cfg *c = &m->st->cfg;
     __m512i ev, mv;
-    if (m->st->bits == 32) {
-        const __mmask16 live = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
-        __m512i rec = _mm512_maskz_loadu_epi32(live, m->payload + (size_t)b * 4);
-        _mm512_storeu_si512(seeds, _mm512_and_si512(rec, _mm512_set1_epi32((int32_t)((1ull << c->K) - 1))));
-        ev = _mm512_and_si512(_mm512_srl_epi32(rec, _mm_cvtsi32_si128((int)c->K)), _mm512_set1_epi32((1 << c->E) - 1));
-        mv = _mm512_srl_epi32(rec, _mm_cvtsi32_si128((int)(c->K + c->E)));
-    } else {
-        int32_t ex[CHUNK];
-        uint32_t mant[CHUNK];
-        unpack_fields(m, b, n, seeds, ex, mant);
-        ev = _mm512_loadu_si512(ex);
-        mv = _mm512_loadu_si512(mant);
-    }
+    records512(m, rt, b, n, seeds, &ev, &mv);
     const __m512 scale = _mm512_castsi512_ps(
         _mm512_slli_epi32(_mm512_add_epi32(ev, _mm512_set1_epi32(127 + c->ebase)), 23));
     const __m128i down = _mm_cvtsi32_si128((int)(32 - c->M));
@@ -219,6 +271,8 @@ INLINE T512 void rows512(const mv_ctx *m, float *y, int64_t row0, int64_t row1, 
     const uint64_t *word = m->st->word;
     k512 k;
     k512_init(&k, C, P, c->K, c->M);
+    rec512 rt;
+    rec512_init(&rt, m->st->bits);
     const uint32_t G = k.G, nv = k.nv, CP = C * P;
     const __m512i keep = _mm512_set1_epi32((int32_t)(0xFFFFFFFFu << (32 - c->K)));
     uint32_t seeds[CHUNK + 1];
@@ -233,7 +287,7 @@ INLINE T512 void rows512(const mv_ctx *m, float *y, int64_t row0, int64_t row1, 
             acc[v] = _mm512_setzero_ps();
         for (; b < end; b += CHUNK, xb += CHUNK * CP) {
             uint32_t n = end - b >= CHUNK ? CHUNK : (uint32_t)(end - b);
-            unpack512(m, &k, b, n, seeds, tq, P);
+            unpack512(m, &rt, &k, b, n, seeds, tq, P);
             if (n == CHUNK) {
 #pragma GCC unroll 16
                 for (uint32_t g = 0; g < CHUNK; g += G)
@@ -316,24 +370,12 @@ INLINE T512 void k512i_init(k512i *k, uint32_t C, uint32_t P, uint32_t K)
 
 /* The chunk's seeds, its coefficient word pairs qp[u] (lane k: q_2u | q_2u+1 << 16 of block k)
  * and its scales 2^(ebase + code). */
-INLINE T512 void unpack512i(const mv_ctx *m, int64_t b, uint32_t n, uint32_t *seeds, __m512i *qp, __m512 *scale,
-                            uint32_t P)
+INLINE T512 void unpack512i(const mv_ctx *m, const rec512 *rt, int64_t b, uint32_t n, uint32_t *seeds, __m512i *qp,
+                            __m512 *scale, uint32_t P)
 {
     const hci_seedlm_cfg *c = &m->st->cfg;
     __m512i ev, mv;
-    if (m->st->bits == 32) {
-        const __mmask16 live = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
-        __m512i rec = _mm512_maskz_loadu_epi32(live, m->payload + (size_t)b * 4);
-        _mm512_storeu_si512(seeds, _mm512_and_si512(rec, _mm512_set1_epi32((int32_t)((1ull << c->K) - 1))));
-        ev = _mm512_and_si512(_mm512_srl_epi32(rec, _mm_cvtsi32_si128((int)c->K)), _mm512_set1_epi32((1 << c->E) - 1));
-        mv = _mm512_srl_epi32(rec, _mm_cvtsi32_si128((int)(c->K + c->E)));
-    } else {
-        int32_t ex[CHUNK];
-        uint32_t mant[CHUNK];
-        unpack_fields(m, b, n, seeds, ex, mant);
-        ev = _mm512_loadu_si512(ex);
-        mv = _mm512_loadu_si512(mant);
-    }
+    records512(m, rt, b, n, seeds, &ev, &mv);
     *scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(ev, _mm512_set1_epi32(127 + c->ebase)), 23));
     const uint32_t M = c->M;
     const __m128i down = _mm_cvtsi32_si128((int)(32 - M));
@@ -375,6 +417,8 @@ INLINE T512 void rows512i(const mv_ctx *m, float *y, int64_t row0, int64_t row1,
     const uint64_t *word = m->st->word;
     k512i k;
     k512i_init(&k, C, P, c->K);
+    rec512 rt;
+    rec512_init(&rt, m->st->bits);
     const uint32_t G = k.G, nu = k.nu;
     const uint32_t keep16 = (0xFFFFu << (16 - c->K)) & 0xFFFFu;
     const __m512i keep = _mm512_set1_epi32((int32_t)(keep16 | keep16 << 16));
@@ -389,7 +433,7 @@ INLINE T512 void rows512i(const mv_ctx *m, float *y, int64_t row0, int64_t row1,
             uint32_t n = end - b >= CHUNK ? CHUNK : (uint32_t)(end - b);
             __m512i qp[MAXU] = { 0 };
             __m512 scale;
-            unpack512i(m, b, n, seeds, qp, &scale, P);
+            unpack512i(m, &rt, b, n, seeds, qp, &scale, P);
             if (n == CHUNK) {
 #pragma GCC unroll 16
                 for (uint32_t j = 0; j < CHUNK / G; j += 2) {
