@@ -44,17 +44,55 @@ static inline void row_blocks(const mv_ctx *m, int64_t r, int64_t *first, int64_
     *xb = m->xp + (C + *first * C - f0) * (int64_t)m->stride;
 }
 
+/* The states of block b's U from the stream words (the state after a word's last starts the
+ * next word). */
+static void block_states(const hci_seedlm_state *st, uint32_t seed, uint32_t *v)
+{
+    const uint32_t n = st->cfg.C * st->cfg.P, K = st->cfg.K;
+    const uint32_t kmask = (uint32_t)((1ull << K) - 1);
+    uint32_t s = seed;
+    for (uint32_t j = 0; j < n;) {
+        uint64_t w = st->word[s];
+        for (uint32_t t = 0; t <= 64 - K && j < n; t++, j++)
+            v[j] = s = (uint32_t)(w >> t) & kmask;
+        s = hci_lfsr_step(s, K, st->tap_mask);
+    }
+}
+
+/* With the table the column sums are exact integers, w_i = sum_p q_p (V_ip - 2^(K-1)) (at most
+ * 16 * 2^7 * 2^19 in magnitude), scaled once by 2^(ebase + code) / (2^(K-1) - 1); without it each
+ * block is decoded. */
 static void matvec_portable(const mv_ctx *m, float *y, int64_t row0, int64_t row1)
 {
-    const uint32_t C = m->st->cfg.C;
+    const hci_seedlm_state *st = m->st;
+    const uint32_t C = st->cfg.C, P = st->cfg.P;
+    const int32_t half = (int32_t)(1u << (st->cfg.K - 1));
+    const float inv = (float)(1.0 / (double)(half - 1));
     float w[HCI_SEEDLM_MAX_C];
+    uint32_t v[HCI_SEEDLM_MAX_C * HCI_SEEDLM_MAX_P];
     for (int64_t r = row0; r < row1; r++) {
         int64_t b, end;
         const float *xb;
         row_blocks(m, r, &b, &end, &xb);
         float acc = 0.0f;
         for (; b < end; b++, xb += C) {
-            hci_seedlm_decode_block(m->st, m->payload, b, w);
+            if (st->word) {
+                hci_seedlm_block blk;
+                hci_seedlm_read_block(m->payload, &st->cfg, b, &blk);
+                block_states(st, blk.seed, v);
+                uint32_t bits = (uint32_t)(st->cfg.ebase + (int32_t)blk.ecode + 127) << 23;
+                float scale;
+                memcpy(&scale, &bits, 4);
+                scale *= inv;
+                for (uint32_t i = 0; i < C; i++) {
+                    int32_t s = 0;
+                    for (uint32_t p = 0; p < P; p++)
+                        s += blk.q[p] * ((int32_t)v[i * P + p] - half);
+                    w[i] = (float)s * scale;
+                }
+            } else {
+                hci_seedlm_decode_block(st, m->payload, b, w);
+            }
             float s = 0.0f;
             for (uint32_t i = 0; i < C; i++)
                 s += w[i] * xb[i];
