@@ -474,10 +474,10 @@ INLINE T512 void rows512i(const mv_ctx *m, float *y, int64_t row0, int64_t row1,
             unpack512i(m, &rt, b, n, seeds, qp, &scale, P);
             if (n == CHUNK) {
 #pragma GCC unroll 16
-                for (uint32_t j = 0; j < CHUNK / G; j += 2) {
-                    acc0 = group512i(&k, word, seeds, j, qp, scale, xb + j * G * C, acc0, G, nu, keep);
-                    if (j + 1 < CHUNK / G)
-                        acc1 = group512i(&k, word, seeds, j + 1, qp, scale, xb + (j + 1) * G * C, acc1, G, nu, keep);
+                for (uint32_t j = 0; j < CHUNK; j += 2 * G) {
+                    acc0 = group512i(&k, word, seeds, j / G, qp, scale, xb + j * C, acc0, G, nu, keep);
+                    if (j + G < CHUNK)
+                        acc1 = group512i(&k, word, seeds, j / G + 1, qp, scale, xb + (j + G) * C, acc1, G, nu, keep);
                 }
             } else {
                 /* a phantom block past n has seed 0 (word 0) and zero coefficients */
