@@ -190,6 +190,45 @@ START_TEST(decode_matches_regenerated_states)
 }
 END_TEST
 
+/* Every state's value as decode computes it from the table equals the generator's: one block per
+ * state (C = P = 1, q = 1, scale 1), for table lengths from 8 to 20. */
+START_TEST(table_values_equal_the_generator_for_every_state)
+{
+    const uint32_t ks[] = { 8, 13, 16, 20 };
+    for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
+        const uint32_t K = ks[k], n = (uint32_t)((1ull << K) - 1);
+        const hci_seedlm_cfg c = { 1, 1, K, 2, 1, 0, n };
+        const size_t pl = ((size_t)n * hci_seedlm_block_bits(&c) + 7) / 8, tot = 52 + pl + 4;
+        uint8_t *buf = calloc(tot, 1);
+        ck_assert_ptr_nonnull(buf);
+        memcpy(buf, "HCT1", 4);
+        hci_put_u16(buf + 4, 1);
+        hci_put_u16(buf + 6, HC_CODEC_SEEDLM);
+        buf[9] = 2;
+        hci_put_u32(buf + 12, HCI_SEEDLM_PARAMS_LEN);
+        hci_put_u64(buf + 16, pl);
+        hci_put_u64(buf + 24, 1);
+        hci_put_u64(buf + 32, n);
+        hci_seedlm_put_params(buf + 40, &c);
+        for (uint32_t s = 1; s <= n; s++) {
+            hci_seedlm_block blk = { s, 0, { 1 } };
+            hci_seedlm_write_block(buf + 52, &c, s - 1, &blk);
+        }
+        hci_put_u32(buf + 52 + pl, hci_crc32c(0, buf, 52 + pl));
+        hc_ctensor *ct = NULL;
+        ck_assert_ok(hc_ctensor_deserialize(&ct, buf, tot));
+        float *dec = malloc(sizeof(float) * n);
+        ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, dec, sizeof(float) * n));
+        for (uint32_t s = 1; s <= n; s++)
+            ck_assert_msg(dec[s - 1] == hc_lfsr_value(K, s), "K=%u state %u: %.9g vs %.9g", K, s, dec[s - 1],
+                          hc_lfsr_value(K, s));
+        free(dec);
+        free(buf);
+        hc_ctensor_free(ct);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("seedlm_matvec");
@@ -197,6 +236,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, matvec_matches_decode_on_every_isa_and_shape);
     tcase_add_test(tc, decode_matches_regenerated_states);
+    tcase_add_test(tc, table_values_equal_the_generator_for_every_state);
     suite_add_tcase(s, tc);
     return test_run(s);
 }

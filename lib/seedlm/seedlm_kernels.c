@@ -186,11 +186,18 @@ static void block_window(const hci_seedlm_state *st, uint32_t seed, float *buf)
     const uint32_t kmask = (uint32_t)((1ull << K) - 1);
     uint32_t s = seed;
     if (st->word) {
+        /* (V - h) times the double reciprocal of h - 1, rounded to float, equals
+         * hci_lfsr_value() (the quotient rounded once) for K <= 20: the product is within 2^-52
+         * of the quotient, relatively, while a quotient that is not itself a float lies at least
+         * 2^-44 from every float rounding boundary (with |V - h|, h - 1 < 2^19 and boundaries of
+         * 25 significant bits, the gap times (h - 1) 2^s is a nonzero integer). The tests check
+         * every state. */
+        const double half = (double)(1u << (K - 1)), inv = 1.0 / (half - 1.0);
         for (uint32_t j = 0; j < n;) {
             uint64_t w = st->word[s];
             for (uint32_t t = 0; t <= 64 - K && j < n; t++, j++) {
                 s = (uint32_t)(w >> t) & kmask;
-                buf[j] = hci_lfsr_value(K, s);
+                buf[j] = (float)(((double)s - half) * inv);
             }
             s = hci_lfsr_step(s, K, st->tap_mask);
         }
