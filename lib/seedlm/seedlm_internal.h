@@ -14,8 +14,8 @@
 #define HCI_SEEDLM_MAX_P 16
 #define HCI_SEEDLM_PARAMS_LEN 12
 #define HCI_SEEDLM_FORMAT 1
-/* The state table (U values in generator order plus each state's position) is built for K up to
- * this; longer registers regenerate each block's states with the LFSR. */
+/* The table of stream words (hci_seedlm_state) is built for K up to this (8 MiB at K = 20);
+ * longer registers regenerate each block's states with the LFSR. */
 #define HCI_SEEDLM_TABLE_MAX_K 20
 /* Seeds screened together: one AVX-512 vector, two AVX2 vectors. */
 #define HCI_SEEDLM_LANES 16
