@@ -2,7 +2,7 @@
  * same run), matvec from seeds against OpenBLAS sgemv, and quality (bpw, rel_rmse) on Gaussian
  * data and on a safetensors file. Prints one JSON object; doc/algorithms.md quotes its numbers.
  *
- *   bench_seedlm [--quick] [--ppocr PATH | --no-ppocr] [--out FILE]
+ *   bench_seedlm [--quick] [--matvec-only] [--ppocr PATH | --no-ppocr] [--out FILE]
  */
 #include <cblas.h>
 #include <json-c/json.h>
@@ -154,13 +154,13 @@ static json_object *bench_search(int64_t nblocks, int64_t naive_blocks)
 
 /* ---- matvec ---- */
 
-/* A rows x cols SeedLM tensor with uniformly random records (seed, exponent, mantissas). The
- * matvec's work does not depend on the values, and searching 2M blocks would take minutes. */
-static hc_ctensor *random_seedlm(int64_t rows, int64_t cols)
+/* A rows x cols SeedLM tensor with uniformly random records (seed in 1 .. span, exponent,
+ * mantissas) in configuration c. The matvec's work does not depend on the values, and searching
+ * 2M blocks would take minutes. */
+static hc_ctensor *random_seedlm(const hci_seedlm_cfg *c, int64_t rows, int64_t cols, uint32_t span)
 {
-    hci_seedlm_cfg c = { 8, 3, 16, 4, 4, -12, 65535 };
-    int64_t nb = rows * cols / 8;
-    size_t pl = (size_t)nb * 4, tot = 24 + 16 + 12 + pl + 4;
+    int64_t nb = (rows * cols + c->C - 1) / c->C;
+    size_t pl = (size_t)(((uint64_t)nb * hci_seedlm_block_bits(c) + 7) / 8), tot = 24 + 16 + 12 + pl + 4;
     uint8_t *buf = hci_calloc(tot, 1);
     if (!buf)
         die("alloc");
@@ -172,14 +172,14 @@ static hc_ctensor *random_seedlm(int64_t rows, int64_t cols)
     hci_put_u64(buf + 16, pl);
     hci_put_u64(buf + 24, (uint64_t)rows);
     hci_put_u64(buf + 32, (uint64_t)cols);
-    hci_seedlm_put_params(buf + 40, &c);
+    hci_seedlm_put_params(buf + 40, c);
     uint64_t z = 12345;
     for (int64_t b = 0; b < nb; b++) {
         z = z * 6364136223846793005ull + 1442695040888963407ull;
-        hci_seedlm_block blk = { 1 + (uint32_t)((z >> 20) % 65535), (uint32_t)(z >> 60), { 0 } };
-        for (int p = 0; p < 3; p++)
-            blk.q[p] = (int32_t)((z >> (40 + 4 * p)) & 15) - 8;
-        hci_seedlm_write_block(buf + 52, &c, b, &blk);
+        hci_seedlm_block blk = { 1 + (uint32_t)((z >> 20) % span), (uint32_t)(z >> 60), { 0 } };
+        for (uint32_t p = 0; p < c->P; p++)
+            blk.q[p] = (int32_t)((z >> (36 + 4 * p)) & 15) - 8;
+        hci_seedlm_write_block(buf + 52, c, b, &blk);
     }
     hci_put_u32(buf + 52 + pl, hci_crc32c(0, buf, 52 + pl));
     hc_ctensor *ct;
@@ -189,55 +189,113 @@ static hc_ctensor *random_seedlm(int64_t rows, int64_t cols)
     return ct;
 }
 
-static double best_of(int reps, hc_ctensor *ct, const float *W, int64_t n, const float *x, float *y)
+static int cmp_double(const void *a, const void *b)
 {
-    double best = 1e30;
-    for (int r = 0; r < reps; r++) {
-        double t0 = now();
-        if (ct) {
-            if (hc_ctensor_matvec(ct, x, y) != HC_OK)
-                die("matvec");
-        } else {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)n, 1.0f, W, (int)n, x, 1, 0.0f, y, 1);
-        }
-        double t = now() - t0;
-        best = t < best ? t : best;
-    }
-    return best;
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
-static json_object *bench_matvec(int64_t n, int reps)
+/* reps alternating runs of the SeedLM matvec and of sgemv (so that a burst of load from other
+ * jobs hits both); times sorted ascending into ts and tb. */
+static void timed_runs(int reps, hc_ctensor *ct, const float *W, int64_t n, const float *x, float *y, double *ts,
+                       double *tb)
 {
-    hc_ctensor *ct = random_seedlm(n, n);
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        if (hc_ctensor_matvec(ct, x, y) != HC_OK)
+            die("matvec");
+        double t1 = now();
+        if (W)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)n, 1.0f, W, (int)n, x, 1, 0.0f, y, 1);
+        ts[r] = t1 - t0;
+        tb[r] = now() - t1;
+    }
+    qsort(ts, (size_t)reps, sizeof *ts, cmp_double);
+    qsort(tb, (size_t)reps, sizeof *tb, cmp_double);
+}
+
+/* n x n from random records of preset cfg: the fused matvec against sgemv on the decoded matrix
+ * on 1 and 2 threads (best and median of reps each), and the portable loop. */
+static json_object *bench_matvec_one(const hci_seedlm_cfg *cfg, int64_t n, int reps)
+{
+    hc_ctensor *ct = random_seedlm(cfg, n, n, 65535);
     float *W = malloc(sizeof(float) * (size_t)(n * n)), *x = gaussian((size_t)n, 3), *y = malloc(sizeof(float) * (size_t)n);
+    double *ts = malloc(sizeof(double) * (size_t)reps), *tb = malloc(sizeof(double) * (size_t)reps);
+    if (!W || !y || !ts || !tb)
+        die("alloc");
     if (hc_ctensor_decode(ct, HC_DTYPE_F32, W, sizeof(float) * (size_t)(n * n)) != HC_OK)
         die("decode");
     json_object *o = json_object_new_object();
     json_object_object_add(o, "rows", json_object_new_int64(n));
     json_object_object_add(o, "cols", json_object_new_int64(n));
+    json_object_object_add(o, "blocks_straddle_rows", json_object_new_boolean(n % cfg->C != 0));
     json_object_object_add(o, "records", json_object_new_string("uniformly random seeds, exponents and mantissas"));
-    json_object_object_add(o, "isa", json_object_new_string(hci_isa_name(hci_cpu_isa())));
+    json_object_object_add(o, "reps", json_object_new_int(reps));
+    const double nblocks = (double)((n * n + cfg->C - 1) / cfg->C);
     for (uint32_t t = 1; t <= 2; t++) {
         hc_ctensor_set_threads(ct, t);
         SET_BLAS_THREADS((int)t);
-        double ts = best_of(reps, ct, NULL, n, x, y), tb = best_of(reps, NULL, W, n, x, y);
+        timed_runs(reps, ct, W, n, x, y, ts, tb);
+        double ms = ts[reps / 2], mb = tb[reps / 2];
         json_object *r = json_object_new_object();
-        json_object_object_add(r, "seedlm_ms", json_object_new_double(ts * 1e3));
-        json_object_object_add(r, "sgemv_ms", json_object_new_double(tb * 1e3));
-        json_object_object_add(r, "speed_vs_sgemv", json_object_new_double(tb / ts));
-        json_object_object_add(r, "seedlm_gweights_per_s", json_object_new_double((double)(n * n) / ts * 1e-9));
+        json_object_object_add(r, "seedlm_ms_best", json_object_new_double(ts[0] * 1e3));
+        json_object_object_add(r, "sgemv_ms_best", json_object_new_double(tb[0] * 1e3));
+        json_object_object_add(r, "speed_vs_sgemv_best", json_object_new_double(tb[0] / ts[0]));
+        json_object_object_add(r, "seedlm_ms_median", json_object_new_double(ms * 1e3));
+        json_object_object_add(r, "sgemv_ms_median", json_object_new_double(mb * 1e3));
+        json_object_object_add(r, "speed_vs_sgemv_median", json_object_new_double(mb / ms));
+        json_object_object_add(r, "seedlm_ns_per_block_best", json_object_new_double(ts[0] * 1e9 * t / nblocks));
         char key[16];
         snprintf(key, sizeof key, "threads%u", t);
         json_object_object_add(o, key, r);
     }
     setenv("HYPERCOMP_ISA", "portable", 1);
     hc_ctensor_set_threads(ct, 1);
-    json_object_object_add(o, "portable_threads1_ms", json_object_new_double(best_of(reps, ct, NULL, n, x, y) * 1e3));
+    int pr = reps < 3 ? reps : 3;
+    timed_runs(pr, ct, NULL, n, x, y, ts, tb);
+    json_object_object_add(o, "portable_threads1_ms_best", json_object_new_double(ts[0] * 1e3));
     unsetenv("HYPERCOMP_ISA");
     hc_ctensor_free(ct);
     free(W);
     free(x);
     free(y);
+    free(ts);
+    free(tb);
+    return o;
+}
+
+/* The 4-bit matvec with seeds restricted to 1 .. 1024, so that the part of the table it reads
+ * (8 KiB) stays in L1: what the kernel's instructions cost without the table's cache misses. */
+static json_object *bench_matvec_table_in_l1(const hci_seedlm_cfg *cfg, int64_t n, int reps)
+{
+    hc_ctensor *ct = random_seedlm(cfg, n, n, 1024);
+    float *x = gaussian((size_t)n, 3), *y = malloc(sizeof(float) * (size_t)n);
+    double *ts = malloc(sizeof(double) * (size_t)reps), *tb = malloc(sizeof(double) * (size_t)reps);
+    if (!y || !ts || !tb)
+        die("alloc");
+    hc_ctensor_set_threads(ct, 1);
+    timed_runs(reps, ct, NULL, n, x, y, ts, tb);
+    const double nblocks = (double)(n * n / cfg->C);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "seeds", json_object_new_string("1 .. 1024"));
+    json_object_object_add(o, "seedlm_ms_best", json_object_new_double(ts[0] * 1e3));
+    json_object_object_add(o, "seedlm_ns_per_block_best", json_object_new_double(ts[0] * 1e9 / nblocks));
+    hc_ctensor_free(ct);
+    free(x);
+    free(y);
+    free(ts);
+    free(tb);
+    return o;
+}
+
+static json_object *bench_matvec(int64_t n, int reps)
+{
+    const hci_seedlm_cfg p4 = { 8, 3, 16, 4, 4, -12, 65535 }, p3 = { 12, 4, 16, 4, 4, -12, 65535 };
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "isa", json_object_new_string(hci_isa_name(hci_cpu_isa())));
+    json_object_object_add(o, "seedlm:4bit", bench_matvec_one(&p4, n, reps));
+    json_object_object_add(o, "seedlm:3bit", bench_matvec_one(&p3, n, reps));
+    json_object_object_add(o, "seedlm:4bit_table_in_l1_threads1", bench_matvec_table_in_l1(&p4, n, reps));
     return o;
 }
 
@@ -344,11 +402,13 @@ static json_object *bench_safetensors(const char *path)
 
 int main(int argc, char **argv)
 {
-    int quick = 0;
+    int quick = 0, matvec_only = 0;
     const char *ppocr = "../shared/data/ppocr-rec.safetensors", *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--matvec-only"))
+            matvec_only = 1;
         else if (!strcmp(argv[i], "--no-ppocr"))
             ppocr = NULL;
         else if (!strcmp(argv[i], "--ppocr") && i + 1 < argc)
@@ -356,7 +416,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--out") && i + 1 < argc)
             out = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_seedlm [--quick] [--ppocr PATH | --no-ppocr] [--out FILE]\n");
+            fprintf(stderr, "usage: bench_seedlm [--quick] [--matvec-only] [--ppocr PATH | --no-ppocr] [--out FILE]\n");
             return 2;
         }
     }
@@ -371,10 +431,12 @@ int main(int argc, char **argv)
     }
     json_object_object_add(root, "loadavg_at_start", json_object_new_string(load));
     json_object_object_add(root, "isa", json_object_new_string(hci_isa_name(hci_cpu_isa())));
-    json_object_object_add(root, "search", bench_search(quick ? 2048 : 16384, quick ? 4 : 32));
+    if (!matvec_only)
+        json_object_object_add(root, "search", bench_search(quick ? 2048 : 16384, quick ? 4 : 32));
     json_object_object_add(root, "matvec", bench_matvec(quick ? 1024 : 4096, quick ? 3 : 30));
-    json_object_object_add(root, "gaussian", bench_gaussian(quick ? 49152 : 786432));
-    if (ppocr) {
+    if (!matvec_only)
+        json_object_object_add(root, "gaussian", bench_gaussian(quick ? 49152 : 786432));
+    if (ppocr && !matvec_only) {
         json_object *q = bench_safetensors(ppocr);
         if (q)
             json_object_object_add(root, "safetensors", q);

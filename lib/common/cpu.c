@@ -34,6 +34,16 @@ hci_isa hci_cpu_isa(void)
     return best;
 }
 
+int hci_cpu_avx512vbmi_vnni(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
 const char *hci_isa_name(hci_isa isa)
 {
     switch (isa) {

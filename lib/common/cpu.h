@@ -12,6 +12,10 @@ typedef enum hci_isa {
 /* The best instruction set this CPU has, capped by HYPERCOMP_ISA when set. */
 hci_isa hci_cpu_isa(void);
 
+/* 1 when the CPU has AVX-512 VBMI (vpmultishiftqb) and VNNI (vpdpwssd) on top of the AVX-512
+ * level; callers check hci_cpu_isa() == HCI_ISA_AVX512 first, so HYPERCOMP_ISA caps it too. */
+int hci_cpu_avx512vbmi_vnni(void);
+
 /* The name of an ISA ("portable", "avx2", "avx512"). */
 const char *hci_isa_name(hci_isa isa);
 

@@ -252,31 +252,33 @@ static void seedlm_detach(hc_ctensor *ct)
     hci_seedlm_state *st = ct->state;
     if (!st)
         return;
-    hci_free(st->cyc);
-    hci_free(st->pos);
+    hci_free(st->word);
     hci_free(st);
     ct->state = NULL;
 }
 
-/* The table: the value of every state in generator order from state 1 (wrapped so that any
- * window of C*P values is contiguous) and the position of each state. */
+/* The table (layout in seedlm_internal.h), built in generator order: the stream word of the
+ * state at position t + 1 is the word at t shifted down by one with stream bit t + 64 on top,
+ * and stream bit u is the low bit of the state at position u. */
 static int build_table(hci_seedlm_state *st)
 {
-    const uint32_t K = st->cfg.K, CP = st->cfg.C * st->cfg.P;
-    const uint32_t n = (uint32_t)period(K);
-    st->cyc = hci_aligned_array((size_t)n + CP + 16, sizeof(float));
-    st->pos = hci_malloc_array((size_t)n + 1, sizeof(uint32_t));
-    if (!st->cyc || !st->pos)
+    const uint32_t K = st->cfg.K, n = (uint32_t)period(K);
+    st->word = hci_malloc_array((size_t)n + 1, sizeof(uint64_t));
+    if (!st->word)
         return HC_ENOMEM;
-    uint32_t s = 1;
-    st->pos[0] = 0;
-    for (uint32_t j = 0; j < n; j++) {
-        st->cyc[j] = hci_lfsr_value(K, s);
-        st->pos[s] = j;
+    st->word[0] = 0;
+    uint32_t s = 1, ahead = 1;
+    uint64_t w = 0;
+    for (uint32_t i = 0; i < 64; i++) {
+        w |= (uint64_t)(ahead & 1u) << i;
+        ahead = hci_lfsr_step(ahead, K, st->tap_mask);
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        st->word[s] = w;
+        w = (w >> 1) | ((uint64_t)(ahead & 1u) << 63);
+        ahead = hci_lfsr_step(ahead, K, st->tap_mask);
         s = hci_lfsr_step(s, K, st->tap_mask);
     }
-    for (uint32_t i = 0; i < CP + 16; i++)
-        st->cyc[n + i] = i + 1 < CP ? st->cyc[i % n] : 0.0f;
     return HC_OK;
 }
 
@@ -340,22 +342,7 @@ static int seedlm_decode(const hc_ctensor *ct, int64_t first, int64_t count, flo
 
 static int seedlm_matvec(const hc_ctensor *ct, const float *x, float *y, int64_t row0, int64_t row1)
 {
-    const hci_seedlm_state *st = ct->state;
-    if (ct->cols % st->cfg.C == 0)
-        return hci_seedlm_matvec_rows(st, ct->payload, ct->cols, x, y, row0, row1);
-    /* Blocks straddle rows: decode one row at a time. */
-    float *row = hci_malloc_array((size_t)ct->cols, sizeof(float));
-    if (!row)
-        return HC_ENOMEM;
-    for (int64_t r = row0; r < row1; r++) {
-        seedlm_decode(ct, r * ct->cols, ct->cols, row);
-        float acc = 0.0f;
-        for (int64_t j = 0; j < ct->cols; j++)
-            acc += row[j] * x[j];
-        y[r] = acc;
-    }
-    hci_free(row);
-    return HC_OK;
+    return hci_seedlm_matvec_rows(ct->state, ct->payload, ct->cols, x, y, row0, row1);
 }
 
 const hci_codec hci_codec_seedlm = {

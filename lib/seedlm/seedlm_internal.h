@@ -1,5 +1,6 @@
-/* SeedLM internals shared by the codec (seedlm.c), the seed search (seedlm_search.c) and the
- * decode / matvec / screening kernels (seedlm_kernels.c). Layout: doc/algorithms.md, "SeedLM". */
+/* SeedLM internals shared by the codec (seedlm.c), the seed search (seedlm_search.c), the
+ * screening and decode kernels (seedlm_kernels.c) and the matvec (seedlm_matvec.c). Layout:
+ * doc/algorithms.md, "SeedLM". */
 #ifndef HCI_SEEDLM_INTERNAL_H
 #define HCI_SEEDLM_INTERNAL_H
 
@@ -13,8 +14,8 @@
 #define HCI_SEEDLM_MAX_P 16
 #define HCI_SEEDLM_PARAMS_LEN 12
 #define HCI_SEEDLM_FORMAT 1
-/* The state table (U values in generator order plus each state's position) is built for K up to
- * this; longer registers regenerate each block's states with the LFSR. */
+/* The table of stream words (hci_seedlm_state) is built for K up to this (8 MiB at K = 20);
+ * longer registers regenerate each block's states with the LFSR. */
 #define HCI_SEEDLM_TABLE_MAX_K 20
 /* Seeds screened together: one AVX-512 vector, two AVX2 vectors. */
 #define HCI_SEEDLM_LANES 16
@@ -46,14 +47,17 @@ void hci_seedlm_put_params(uint8_t out[HCI_SEEDLM_PARAMS_LEN], const hci_seedlm_
 void hci_seedlm_write_block(uint8_t *payload, const hci_seedlm_cfg *c, int64_t b, const hci_seedlm_block *blk);
 void hci_seedlm_read_block(const uint8_t *payload, const hci_seedlm_cfg *c, int64_t b, hci_seedlm_block *out);
 
-/* The per-tensor regeneration table (attach builds it when K <= HCI_SEEDLM_TABLE_MAX_K). */
+/* The per-tensor regeneration table (attach builds it when K <= HCI_SEEDLM_TABLE_MAX_K). The
+ * register shifts right by one each step and its new top bit is the feedback, so the states from
+ * a seed on are the K-bit windows of one bit stream: state j after seed s is bits j .. j + K - 1
+ * of the stream that starts with s. word[s] holds the first 64 bits of that stream, i.e. the
+ * 65 - K states from s on; one lookup gives a block's whole U when C * P + K <= 65. */
 typedef struct hci_seedlm_state {
     hci_seedlm_cfg cfg;
     int64_t nblocks;
     uint32_t bits;       /* per block */
     uint32_t tap_mask;
-    float *cyc;          /* value of the state at each position, wrapped by C*P - 1, zero padded */
-    uint32_t *pos;       /* pos[state]: its position in generator order from state 1 */
+    uint64_t *word;      /* word[state], 2^K entries; word[0] = 0 (seed 0 is rejected at attach) */
 } hci_seedlm_state;
 
 /* The exponent base of a tensor: the top exponent leaves headroom over the largest block norm. */
@@ -88,7 +92,8 @@ uint32_t hci_seedlm_screen_portable(const float *qsoa, uint32_t g0, uint32_t ngr
 /* Decodes block b into C floats (w_c = sum_p U[c][p] * tq_p, p ascending). */
 void hci_seedlm_decode_block(const hci_seedlm_state *st, const uint8_t *payload, int64_t b, float *out);
 
-/* y[r] for rows [row0, row1) of a rows x cols tensor whose cols is a multiple of C. */
+/* y[r] for rows [row0, row1) of a rows x cols tensor; blocks may straddle rows (cols need not be
+ * a multiple of C). */
 int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
                            float *y, int64_t row0, int64_t row1);
 
