@@ -136,7 +136,7 @@ expect_fail "compress without -o" 2 "no output file given" compress "$FIX"
 expect_fail "compress with an unknown option" 2 "unknown option '--frobnicate'" compress "$FIX" -o "$TMP/x.hcz" --frobnicate
 expect_fail "compress with a bad codec" 2 "--codec 'nope'" compress "$FIX" -o "$TMP/x.hcz" --codec nope
 expect_fail "compress with a bad --min-size" 2 "--min-size 'lots'" compress "$FIX" -o "$TMP/x.hcz" --min-size lots
-expect_fail "compress --pipeline is not in this build" 2 "needs the pipeline module" compress "$FIX" -o "$TMP/x.hcz" --pipeline p
+expect_fail "compress --pipeline without a stage" 2 "needs at least one --stage" compress "$FIX" -o "$TMP/x.hcz" --pipeline refine
 expect_fail "compress of a missing file names it" 1 "$TMP/absent.safetensors" compress "$TMP/absent.safetensors" -o "$TMP/x.hcz"
 expect_fail "compress into a missing directory names it" 1 "$TMP/no/such/dir" compress "$FIX" -o "$TMP/no/such/dir/x.hcz" --quiet
 [ ! -e "$TMP/x.hcz" ]
