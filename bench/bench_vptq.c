@@ -4,7 +4,7 @@
  * against iterations with and without the Grokfast filter. Writes JSON to stdout.
  *
  *   bench_vptq [--model PATH] [--size N] [--threads T] [--presets 2bit,3bit,4bit] [--skip-gaussian]
- *              [--spec SPEC] [--matvec-only] [--reps N] [--cache FILE]
+ *              [--spec SPEC] [--matvec-only] [--reps N] [--cache FILE] [--clock wall|cpu]
  *
  * --spec replaces the presets by one explicit codec spec (e.g. "vptq:bpw=0,v=6,k=4096,residual=0,
  * scale=none,train=32768" compresses in seconds); --matvec-only skips the model and refinement
@@ -20,7 +20,9 @@
 #include <time.h>
 
 #include "hypercomp/hypercomp.h"
+#include "codec.h"
 #include "vptq/encode.h"
+#include "vptq/vptq.h"
 
 #ifdef HC_BLAS_OPENBLAS
 void openblas_set_num_threads(int n);
@@ -30,6 +32,19 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* --clock cpu: matvec times in the calling thread's CPU time, which leaves out the time the
+ * thread waits while other jobs hold the core (one-thread runs only: both kernels run in it). */
+static int cpu_clock;
+
+static double matvec_now(void)
+{
+    if (!cpu_clock)
+        return now();
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -55,20 +70,24 @@ static void die(const char *what)
     exit(1);
 }
 
-/* Median seconds of `reps` calls of a matvec. */
-static double time_matvec(const hc_ctensor *ct, const float *w, int64_t rows, int64_t cols, const float *x, float *y,
-                          int reps)
+/* Median seconds of `reps` calls of a matvec: the tensor's (forced to one strategy unless
+ * HCI_VQ_AUTO), or sgemv on w when ct is NULL. */
+static double time_matvec_as(const hc_ctensor *ct, hci_vq_strategy how, const float *w, int64_t rows, int64_t cols,
+                             const float *x, float *y, int reps)
 {
     double *t = malloc(sizeof(double) * (size_t)reps);
     for (int i = 0; i < reps; i++) {
-        double t0 = now();
-        if (ct) {
+        double t0 = matvec_now();
+        if (ct && how != HCI_VQ_AUTO) {
+            if (hci_vq_matvec_with(ct->state, x, y, 0, rows, hci_cpu_isa(), how) != HC_OK)
+                die("matvec");
+        } else if (ct) {
             if (hc_ctensor_matvec(ct, x, y) != HC_OK)
                 die("matvec");
         } else {
             cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, w, (int)cols, x, 1, 0.0f, y, 1);
         }
-        t[i] = now() - t0;
+        t[i] = matvec_now() - t0;
     }
     for (int i = 1; i < reps; i++)
         for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
@@ -79,6 +98,12 @@ static double time_matvec(const hc_ctensor *ct, const float *w, int64_t rows, in
     double m = t[reps / 2];
     free(t);
     return m;
+}
+
+static double time_matvec(const hc_ctensor *ct, const float *w, int64_t rows, int64_t cols, const float *x, float *y,
+                          int reps)
+{
+    return time_matvec_as(ct, HCI_VQ_AUTO, w, rows, cols, x, y, reps);
 }
 
 static int matvec_reps = 21;
@@ -160,6 +185,11 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
     time_matvec(NULL, w, n, n, x, y, 3);
     double t_sgemv = time_matvec(NULL, w, n, n, x, y, matvec_reps);
     double t_vq = time_matvec(ct, w, n, n, x, y, matvec_reps);
+    /* each kernel strategy forced, and what the chooser picks for the main stage of part 0
+     * over all rows (one thread) */
+    double t_lut = time_matvec_as(ct, HCI_VQ_LUT, w, n, n, x, y, matvec_reps);
+    double t_gather = time_matvec_as(ct, HCI_VQ_GATHER, w, n, n, x, y, matvec_reps);
+    const char *chosen = hci_vq_choose(ct->state, 0, 0, n) == HCI_VQ_GATHER ? "gather" : "lut";
 
     json_object *o = json_object_new_object();
     json_object_object_add(o, "preset", json_object_new_string(preset));
@@ -174,8 +204,12 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
     json_object_object_add(o, "matvec_ms", json_object_new_double(1e3 * t_vq));
     json_object_object_add(o, "sgemv_ms", json_object_new_double(1e3 * t_sgemv));
     json_object_object_add(o, "speedup_vs_sgemv", json_object_new_double(t_sgemv / t_vq));
-    fprintf(stderr, "gaussian %s: %.1f s, %.4f bpw, rel_rmse %.4f, matvec %.3f ms vs sgemv %.3f ms (%.2fx)\n", preset,
-            secs, s.bpw, s.rel_rmse, 1e3 * t_vq, 1e3 * t_sgemv, t_sgemv / t_vq);
+    json_object_object_add(o, "matvec_kernel", json_object_new_string(chosen));
+    json_object_object_add(o, "matvec_lut_ms", json_object_new_double(1e3 * t_lut));
+    json_object_object_add(o, "matvec_gather_ms", json_object_new_double(1e3 * t_gather));
+    fprintf(stderr, "gaussian %s: %.1f s, %.4f bpw, rel_rmse %.4f, matvec %.3f ms vs sgemv %.3f ms (%.2fx); "
+            "kernel %s (lut %.3f ms, gather %.3f ms)\n", preset, secs, s.bpw, s.rel_rmse, 1e3 * t_vq,
+            1e3 * t_sgemv, t_sgemv / t_vq, chosen, 1e3 * t_lut, 1e3 * t_gather);
     hc_ctensor_free(ct);
     hc_compressor_free(c);
     free(w);
@@ -377,6 +411,8 @@ int main(int argc, char **argv)
             spec = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             matvec_reps = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
+        else if (!strcmp(argv[i], "--clock") && i + 1 < argc)
+            cpu_clock = !strcmp(argv[++i], "cpu");
         else if (!strcmp(argv[i], "--cache") && i + 1 < argc)
             cache_path = argv[++i];
         else if (!strcmp(argv[i], "--matvec-only"))
@@ -384,7 +420,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: %s [--model PATH] [--size N] [--threads T] [--presets LIST] "
                             "[--refine-steps N] [--skip-gaussian] [--spec SPEC] [--matvec-only] [--reps N]\n"
-                            "       [--cache FILE]\n",
+                            "       [--cache FILE] [--clock wall|cpu]\n",
                     argv[0]);
             return 2;
         }
