@@ -95,7 +95,7 @@ int hci_vq_matvec_with(const hci_vq_state *st, const float *x, float *y, int64_t
     float *lut = hci_aligned_array(maxk, sizeof(float));
     float *xs = hci_aligned_array(maxseg, sizeof(float));
     float *xe = hci_aligned_array(maxpad, sizeof(float));
-    uint32_t *off = hci_aligned_array(VQ_SEGBLOCK * VQ_TILE, sizeof(uint32_t));
+    uint16_t *off = hci_aligned_array(VQ_SEGBLOCK * VQ_TILE, sizeof(uint16_t));
     int rc = HC_OK;
     if (!acc || !lut || !xs || !gacc || !xe || !off) {
         rc = HC_ENOMEM;
@@ -117,7 +117,7 @@ int hci_vq_matvec_with(const hci_vq_state *st, const float *x, float *y, int64_t
             if (!pt->bits[stg])
                 continue;
             hci_vq_strategy how = strategy != HCI_VQ_AUTO ? strategy : hci_vq_choose(st, p, stg, nr);
-            if (how == HCI_VQ_LUT) {
+            if (how == HCI_VQ_LUT || !hci_vq_gather_ok(isa, pt->bits[stg], pt->pad)) {
                 lut_stage(lk, st, pt, stg, xs, lut, acc, gacc, row0, row1);
                 continue;
             }

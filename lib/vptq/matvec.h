@@ -67,12 +67,20 @@ typedef struct hci_vq_gather_job {
     const float *xe;         /* segs x pad: each segment of the (column-scaled) x, zero-padded */
     const float *gs;         /* rows x ngroups group scales, or NULL */
     uint32_t gsegs, ngroups;
-    uint32_t *off;           /* scratch of VQ_SEGBLOCK x VQ_TILE byte offsets, 64-byte aligned */
+    uint16_t *off;           /* scratch of VQ_SEGBLOCK x VQ_TILE offsets, 64-byte aligned */
 } hci_vq_gather_job;
 
 /* acc[r - row0] += row r's dot (group-scaled) for r in [row0, row1). */
 typedef void (*hci_vq_gather_fn)(float *acc, const hci_vq_gather_job *job, int64_t row0, int64_t row1);
 
 hci_vq_gather_fn hci_vq_gather_kernel_for(hci_isa isa);
+
+/* Whether the gather kernel of isa can run a stage of `bits`-bit indices over entries of pad
+ * values: its unpacked offsets (index x pad / 4, in 8-byte units) must fit 16 bits. */
+static inline int hci_vq_gather_ok(hci_isa isa, uint32_t bits, uint32_t pad)
+{
+    uint32_t extra = pad == 4 ? 0u : pad == 8 ? 1u : 2u;
+    return isa == HCI_ISA_PORTABLE || bits + extra <= 16;
+}
 
 #endif

@@ -16,13 +16,31 @@
 #include <immintrin.h>
 #endif
 
+/* Offsets of `rows` consecutive rows, four to a 64-bit word: one load per four rows, the
+ * rest shifts on the integer units, which have room where the load ports have none. */
+static inline __attribute__((always_inline)) void vq_offsets(uint64_t *w, const uint16_t *o, const int rows)
+{
+    if (rows >= 4) {
+        memcpy(w, o, 2 * (size_t)rows);
+    } else {
+        w[0] = 0;
+        for (int r = 0; r < rows; r++)
+            w[0] |= (uint64_t)o[r] << (16 * r);
+    }
+}
+
+static inline __attribute__((always_inline)) size_t vq_offset(const uint64_t *w, int r)
+{
+    return (size_t)((w[r / 4] >> (16 * (r % 4))) & 0xffffu);
+}
+
 /* The row kernels: ROWS rows of a tile at once, each with two accumulators (even and odd
  * segments) so that FMA latency hides behind the other rows; each segment of x is loaded once
  * for all of them, and each centroid is one load folded into its FMA. out[r] (lane-wise, not
  * reduced) = sum over n segments of centroid(o[s * 32 + r]) * x segment s. W floats per
  * vector register, xs floats per x segment, cb already offset to the lanes wanted. */
 #define VQ_ROWS_KERNEL(NAME, ATTR, VT, LOAD, CLOAD, FMA, ZERO, ADD)                                             \
-    ATTR static inline __attribute__((always_inline)) void NAME(const char *cb, const uint32_t *o,         \
+    ATTR static inline __attribute__((always_inline)) void NAME(const char *cb, const uint16_t *o,         \
                                                                const float *xp, uint32_t xs, uint32_t n, \
                                                                const int rows, VT *out)                   \
     {                                                                                                    \
@@ -30,16 +48,19 @@
         _Pragma("GCC unroll 8") for (int r = 0; r < rows; r++) a0[r] = a1[r] = ZERO();                   \
         for (; n >= 2; n -= 2, o += 2 * VQ_TILE, xp += 2 * xs) {                                        \
             VT x0 = LOAD(xp), x1 = LOAD(xp + xs);                                                        \
+            uint64_t w0[VQ_TILE_ROWS / 4 + 1], w1[VQ_TILE_ROWS / 4 + 1];                                \
+            vq_offsets(w0, o, rows);                                                                     \
+            vq_offsets(w1, o + VQ_TILE, rows);                                                           \
             _Pragma("GCC unroll 8") for (int r = 0; r < rows; r++)                                       \
             {                                                                                            \
-                a0[r] = FMA(x0, CLOAD(cb + o[r]), a0[r]);                                              \
-                a1[r] = FMA(x1, CLOAD(cb + o[VQ_TILE + r]), a1[r]);                                    \
+                a0[r] = FMA(x0, CLOAD(cb + 8 * vq_offset(w0, r)), a0[r]);                                \
+                a1[r] = FMA(x1, CLOAD(cb + 8 * vq_offset(w1, r)), a1[r]);                                \
             }                                                                                            \
         }                                                                                                \
         if (n) {                                                                                         \
             VT x0 = LOAD(xp);                                                                            \
             _Pragma("GCC unroll 8") for (int r = 0; r < rows; r++) a0[r] =                               \
-                FMA(x0, CLOAD(cb + o[r]), a0[r]);                                                      \
+                FMA(x0, CLOAD(cb + 8 * (size_t)o[r]), a0[r]);                                                      \
         }                                                                                                \
         _Pragma("GCC unroll 8") for (int r = 0; r < rows; r++) out[r] = ADD(a0[r], a1[r]);               \
     }
@@ -52,7 +73,7 @@
  * wider than W (16 floats on AVX2) are summed slice by slice. */
 #define VQ_DOT_KERNEL(NAME, ATTR, VT, ROWS, FMA, ADD, ZERO, SET1, HSUM, W, RT)                                 \
     ATTR static inline __attribute__((always_inline)) void NAME##_rows(const hci_vq_gather_job *j,              \
-                                                                      const uint32_t *o, const float *xe,       \
+                                                                      const uint16_t *o, const float *xe,       \
                                                                       uint32_t n, const int rows, VT *out)      \
     {                                                                                                          \
         ROWS((const char *)j->cbh, o, xe, j->pad, n, rows, out);                                               \
@@ -63,7 +84,7 @@
         }                                                                                                      \
     }                                                                                                          \
     ATTR static inline __attribute__((always_inline)) void NAME##_tile(const hci_vq_gather_job *j, uint32_t sa, \
-                                                                      uint32_t nseg, const uint32_t *o,          \
+                                                                      uint32_t nseg, const uint16_t *o,          \
                                                                       float *dst, const float *g, const int rows) \
     {                                                                                                          \
         const float *xe = j->xe + (size_t)sa * j->pad;                                                         \
@@ -98,8 +119,8 @@
 
 typedef struct gather_isa {
     int f16;   /* offsets into the fp16 padded codebook (else plain indices into the fp32 one) */
-    /* off[s * 32 + i] = index (segment sa + s, row g0 + i) << shift, for a full 32-row group */
-    void (*unpack)(uint32_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows, uint32_t nseg,
+    /* off[s * VQ_TILE + i] = index (segment sa + s, row g0 + i) << shift, for a full 32-row group */
+    void (*unpack)(uint16_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows, uint32_t nseg,
                    uint32_t shift);
     /* acc[r0 + i - row0] += row (r0 + i)'s dot over segments [sa, sa + nseg), i in [i0, i1) */
     void (*dot)(float *acc, const hci_vq_gather_job *j, uint32_t sa, uint32_t nseg, int64_t r0, int64_t row0,
@@ -122,14 +143,15 @@ static inline uint32_t group_end(const hci_vq_gather_job *j, uint32_t sa, uint32
 
 static void run(const gather_isa *k, float *acc, const hci_vq_gather_job *j, int64_t row0, int64_t row1)
 {
-    uint32_t shift = !k->f16 ? 0u : j->pad == 4 ? 3u : j->pad == 8 ? 4u : 5u;
+    /* SIMD offsets are in units of 8 bytes (the addressing scale), fp16 entries 2 x pad bytes */
+    uint32_t shift = !k->f16 ? 0u : j->pad == 4 ? 0u : j->pad == 8 ? 1u : 2u;
     for (int64_t t0 = row0 / VQ_GROUP * VQ_GROUP; t0 < row1; t0 += VQ_TILE) {
         int64_t tend = t0 + VQ_TILE < row1 ? t0 + VQ_TILE : row1;
         uint32_t i0 = row0 > t0 ? (uint32_t)(row0 - t0) : 0u, i1 = (uint32_t)(tend - t0);
         for (uint32_t sa = 0; sa < j->segs; sa += VQ_SEGBLOCK) {
             uint32_t nseg = j->segs - sa < VQ_SEGBLOCK ? j->segs - sa : VQ_SEGBLOCK;
             for (int64_t g0 = t0; g0 < tend; g0 += VQ_GROUP) {
-                uint32_t *o = j->off + (g0 - t0);
+                uint16_t *o = j->off + (g0 - t0);
                 if (j->rows - g0 >= VQ_GROUP) {
                     k->unpack(o, &j->str, (uint64_t)sa * (uint64_t)j->rows + (uint64_t)g0, j->rows, nseg, shift);
                     continue;
@@ -138,7 +160,7 @@ static void run(const gather_isa *k, float *acc, const hci_vq_gather_job *j, int
                 for (uint32_t s = 0; s < nseg; s++)
                     for (int64_t r = g0 > row0 ? g0 : row0; r < tend; r++)
                         o[s * VQ_TILE + (uint32_t)(r - g0)] =
-                            hci_vq_get_index(j->str.bytes, j->rows, j->segs, j->bits, sa + s, r) << shift;
+                            (uint16_t)(hci_vq_get_index(j->str.bytes, j->rows, j->segs, j->bits, sa + s, r) << shift);
             }
             k->dot(acc, j, sa, nseg, t0, row0, i0, i1);
         }
@@ -147,11 +169,11 @@ static void run(const gather_isa *k, float *acc, const hci_vq_gather_job *j, int
 
 /* ---- portable ---- */
 
-static void unpack_portable(uint32_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows, uint32_t nseg,
+static void unpack_portable(uint16_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows, uint32_t nseg,
                             uint32_t shift)
 {
     for (uint32_t s = 0; s < nseg; s++, pos += (uint64_t)rows) {
-        uint32_t *o = off + s * VQ_TILE;
+        uint32_t o[VQ_GROUP];
         for (uint32_t i = 0; i < VQ_GROUP; i++)
             o[i] = 0;
         for (uint32_t j = 0; j < st->nb; j++) {
@@ -165,7 +187,7 @@ static void unpack_portable(uint32_t *off, const hci_vq_stream *st, uint64_t pos
                 o[i] |= ((plane >> i) & 1u) << (8 * st->nb + j);
         }
         for (uint32_t i = 0; i < VQ_GROUP; i++)
-            o[i] <<= shift;
+            off[s * VQ_TILE + i] = (uint16_t)(o[i] << shift);
     }
 }
 
@@ -195,7 +217,7 @@ static const gather_isa isa_portable = { 0, unpack_portable, dot_portable };
 #ifdef VQ_X86
 /* ---- AVX2 ---- */
 
-VQ_AVX2 static void unpack_avx2(uint32_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows, uint32_t nseg,
+VQ_AVX2 static void unpack_avx2(uint16_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows, uint32_t nseg,
                                 uint32_t shift)
 {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
@@ -220,8 +242,11 @@ VQ_AVX2 static void unpack_avx2(uint32_t *off, const hci_vq_stream *st, uint64_t
                 p = _mm256_srli_epi32(p, 8);
             }
         }
-        for (int q = 0; q < 4; q++)
-            _mm256_store_si256((__m256i *)(void *)(off + s * VQ_TILE + 8 * q), iv[q]);
+        /* offsets fit 16 bits (hci_vq_gather_ok); packing interleaves 128-bit lanes, the permute
+         * restores the order */
+        for (int q = 0; q < 4; q += 2)
+            _mm256_store_si256((__m256i *)(void *)(off + s * VQ_TILE + 8 * q),
+                               _mm256_permute4x64_epi64(_mm256_packus_epi32(iv[q], iv[q + 1]), 0xd8));
     }
 }
 
@@ -271,22 +296,21 @@ static const gather_isa isa_avx2 = { 1, unpack_avx2, dot_avx2 };
 
 /* One instance per index width (nb byte planes, br remainder planes, both constants once
  * inlined), so the per-segment loop holds only its loads, shifts and masked ORs. */
-VQ_AVX512 static inline __attribute__((always_inline)) void unpack512_t(uint32_t *off, const hci_vq_stream *st,
+VQ_AVX512 static inline __attribute__((always_inline)) void unpack512_t(uint16_t *off, const hci_vq_stream *st,
                                                                         uint64_t pos, int64_t rows, uint32_t nseg,
                                                                         uint32_t shift, const uint32_t nb,
                                                                         const uint32_t br)
 {
-    __m512i bit[8];
-    for (uint32_t j = 0; j < br; j++)
-        bit[j] = _mm512_set1_epi32((int)(1u << (8 * nb + j + shift)));
+    /* 32 indices in the 16-bit lanes of one register: a remainder plane is one 32-bit mask,
+     * and its bit joins by a masked add (the bits are disjoint, so add is or); every shift
+     * but the final one is a constant */
     for (uint32_t s = 0; s < nseg; s++, pos += (uint64_t)rows) {
-        __m512i lo = _mm512_setzero_si512(), hi = lo;
-        for (uint32_t j = 0; j < nb; j++) {
+        __m512i iv = _mm512_setzero_si512();
+        _Pragma("GCC unroll 2") for (uint32_t j = 0; j < nb; j++)
+        {
             const uint8_t *b = st->bytes + j * st->n + pos;
-            __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b));
-            __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + 16)));
-            lo = _mm512_or_si512(lo, _mm512_slli_epi32(l, 8 * j + shift));
-            hi = _mm512_or_si512(hi, _mm512_slli_epi32(h, 8 * j + shift));
+            __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)b));
+            iv = _mm512_or_si512(iv, _mm512_slli_epi16(w, 8 * j));
             /* the next tile reads the bytes after this group's: fetch them now (consecutive
              * segments are rows bytes apart, beyond what the hardware prefetcher follows) */
             if (pos + VQ_TILE < st->n)
@@ -298,24 +322,28 @@ VQ_AVX512 static inline __attribute__((always_inline)) void unpack512_t(uint32_t
                 _mm_prefetch((const char *)(st->rem + ((bit0 + VQ_TILE * br) >> 3)), _MM_HINT_T1);
             /* a group's planes are br consecutive 32-bit words; when they start on a byte
              * (always, when rows x br is a multiple of 8) each is one mask load */
-            int direct = (bit0 & 7) == 0 && (bit0 >> 3) + 4 * br <= st->limit;
-            for (uint32_t j = 0; j < br; j++) {
-                uint32_t word;
-                if (direct)
-                    memcpy(&word, st->rem + (bit0 >> 3) + 4 * j, 4);
-                else
-                    word = hci_vq_load_plane(st->rem, st->limit, bit0 + 32ull * j);
-                __mmask32 plane = _cvtu32_mask32(word);
-                lo = _mm512_mask_or_epi32(lo, (__mmask16)plane, lo, bit[j]);
-                hi = _mm512_mask_or_epi32(hi, (__mmask16)_kshiftri_mask32(plane, 16), hi, bit[j]);
+            if ((bit0 & 7) == 0 && (bit0 >> 3) + 4 * br <= st->limit) {
+                const uint8_t *pw = st->rem + (bit0 >> 3);
+                _Pragma("GCC unroll 8") for (uint32_t j = 0; j < br; j++)
+                {
+                    uint32_t word;
+                    memcpy(&word, pw + 4 * j, 4);
+                    iv = _mm512_mask_add_epi16(iv, _cvtu32_mask32(word), iv,
+                                               _mm512_set1_epi16((short)(1u << (8 * nb + j))));
+                }
+            } else {
+                for (uint32_t j = 0; j < br; j++) {
+                    uint32_t word = hci_vq_load_plane(st->rem, st->limit, bit0 + 32ull * j);
+                    iv = _mm512_mask_add_epi16(iv, _cvtu32_mask32(word), iv,
+                                               _mm512_set1_epi16((short)(1u << (8 * nb + j))));
+                }
             }
         }
-        _mm512_store_si512((void *)(off + s * VQ_TILE), lo);
-        _mm512_store_si512((void *)(off + s * VQ_TILE + 16), hi);
+        _mm512_store_si512((void *)(off + s * VQ_TILE), _mm512_sll_epi16(iv, _mm_cvtsi32_si128((int)shift)));
     }
 }
 
-VQ_AVX512 static void unpack_avx512(uint32_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows,
+VQ_AVX512 static void unpack_avx512(uint16_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows,
                                     uint32_t nseg, uint32_t shift)
 {
     switch (st->nb * 8 + st->br) {
