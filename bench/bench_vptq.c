@@ -189,7 +189,7 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
      * over all rows (one thread) */
     double t_lut = time_matvec_as(ct, HCI_VQ_LUT, w, n, n, x, y, matvec_reps);
     double t_gather = time_matvec_as(ct, HCI_VQ_GATHER, w, n, n, x, y, matvec_reps);
-    const char *chosen = hci_vq_choose(ct->state, 0, 0, n) == HCI_VQ_GATHER ? "gather" : "lut";
+    const char *chosen = hci_vq_choose(ct->state, 0, 0, n, hci_cpu_isa()) == HCI_VQ_GATHER ? "gather" : "lut";
 
     json_object *o = json_object_new_object();
     json_object_object_add(o, "preset", json_object_new_string(preset));

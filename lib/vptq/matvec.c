@@ -19,19 +19,27 @@ void hci_vq_stream_init(hci_vq_stream *str, const uint8_t *idx, int64_t rows, ui
     str->limit = (n * str->br + 7) / 8;
 }
 
-/* Cost model, in cycles per segment, measured with bench_vptq on the AVX-512 kernels (4096 rows):
- * a table costs LUT_BUILD per 16 table entries and component (FMA and a codebook load from L2),
- * then LUT_READ per row; gather-dot costs GATHER_ROW per row (GATHER_ROW16 with 16-float entries). */
-#define LUT_BUILD 1.0
-#define LUT_READ 2.0
-#define GATHER_ROW 1.0
-#define GATHER_ROW16 1.6
+/* Cost model per segment, in ns, measured with bench_vptq --clock cpu on 4096 x 4096 Gaussian
+ * tensors (v = 2..8, k = 16..4096; AMD Zen 5): a table costs LUT_BUILD per centroid component,
+ * then LUT_READ per row; gather-dot GATHER_READ per row. With SIMD the gather-dot kernel
+ * measured faster at every k (0.3-0.37 ns a vector against 0.55-1.0 for the tables, whose reads
+ * are scalar), so it is chosen wherever its offsets fit; the portable tables win unless the
+ * codebook is large beside the rows of the call (one thread's few rows of a large-k tensor). */
+static const struct {
+    double lut_build, lut_read, gather_read;
+} cost[] = {
+    [HCI_ISA_PORTABLE] = { 0.5, 2.0, 5.0 },
+    [HCI_ISA_AVX2] = { 0.06, 0.6, 0.4 },
+    [HCI_ISA_AVX512] = { 0.06, 0.6, 0.35 },
+};
 
-hci_vq_strategy hci_vq_choose(const hci_vq_state *st, uint32_t p, int stage, int64_t nr)
+hci_vq_strategy hci_vq_choose(const hci_vq_state *st, uint32_t p, int stage, int64_t nr, hci_isa isa)
 {
     const hci_vq_part *pt = &st->part[p];
-    double lut = LUT_BUILD * (double)pt->k[stage] * pt->v / 16.0 + LUT_READ * (double)nr;
-    double gather = (pt->pad == 8 ? GATHER_ROW : GATHER_ROW16) * (double)nr;
+    if (!hci_vq_gather_ok(isa, pt->bits[stage], pt->pad))
+        return HCI_VQ_LUT;
+    double lut = cost[isa].lut_build * (double)pt->k[stage] * pt->v + cost[isa].lut_read * (double)nr;
+    double gather = cost[isa].gather_read * (double)nr;
     return gather < lut ? HCI_VQ_GATHER : HCI_VQ_LUT;
 }
 
@@ -116,7 +124,7 @@ int hci_vq_matvec_with(const hci_vq_state *st, const float *x, float *y, int64_t
         for (int stg = 0; stg < 2; stg++) {
             if (!pt->bits[stg])
                 continue;
-            hci_vq_strategy how = strategy != HCI_VQ_AUTO ? strategy : hci_vq_choose(st, p, stg, nr);
+            hci_vq_strategy how = strategy != HCI_VQ_AUTO ? strategy : hci_vq_choose(st, p, stg, nr, isa);
             if (how == HCI_VQ_LUT || !hci_vq_gather_ok(isa, pt->bits[stg], pt->pad)) {
                 lut_stage(lk, st, pt, stg, xs, lut, acc, gacc, row0, row1);
                 continue;

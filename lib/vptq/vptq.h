@@ -132,8 +132,8 @@ typedef enum hci_vq_strategy {
 /* The matvec with an explicit instruction set (capped at what the CPU has) and strategy. */
 int hci_vq_matvec_with(const hci_vq_state *st, const float *x, float *y, int64_t row0, int64_t row1, hci_isa isa,
                        hci_vq_strategy strategy);
-/* The strategy AUTO picks for stage (0 main, 1 residual) of part p over nr rows. */
-hci_vq_strategy hci_vq_choose(const hci_vq_state *st, uint32_t p, int stage, int64_t nr);
+/* The strategy AUTO picks for stage (0 main, 1 residual) of part p over nr rows with isa. */
+hci_vq_strategy hci_vq_choose(const hci_vq_state *st, uint32_t p, int stage, int64_t nr, hci_isa isa);
 int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w);
 
 /* Rounds n floats to fp16 and back. */
