@@ -16,9 +16,10 @@
 #endif
 
 /* Tiles of the gather kernels: VQ_TILE rows (a multiple of the 32-row index groups) by
- * VQ_SEGBLOCK segments, whose unpacked offsets take VQ_TILE x VQ_SEGBLOCK x 4 bytes. */
-#define VQ_TILE 64u
-#define VQ_SEGBLOCK 64u
+ * VQ_SEGBLOCK segments, whose unpacked 16-bit offsets take VQ_TILE x VQ_SEGBLOCK x 2 bytes (8 KB,
+ * beside a 64 KB fp16 codebook of k = 4096 eight-value entries in the 48 KB L1 and 1 MB L2). */
+#define VQ_TILE 128u
+#define VQ_SEGBLOCK 32u
 
 /* Where a stage's indices live (see layout.c): nb byte planes of n bytes, then a bit-plane
  * remainder of br bits per index, limit bytes long. */
