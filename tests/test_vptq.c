@@ -1,5 +1,6 @@
 /* VPTQ: exact layout of a tiny tensor, round trips within stated bounds, budgets on odd shapes,
- * fused matvec against decode + dot and SIMD against portable, the Hessian and importance
+ * fused matvec against decode + dot and SIMD against portable (every ISA x kernel strategy on
+ * synthetic tensors of every layout, and the strategy chooser), the Hessian and importance
  * paths, refinement, determinism, hostile payloads, bad specs and OOM. */
 #include <math.h>
 #include <stdio.h>
