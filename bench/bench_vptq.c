@@ -4,6 +4,12 @@
  * against iterations with and without the Grokfast filter. Writes JSON to stdout.
  *
  *   bench_vptq [--model PATH] [--size N] [--threads T] [--presets 2bit,3bit,4bit] [--skip-gaussian]
+ *              [--spec SPEC] [--matvec-only] [--reps N] [--cache FILE] [--clock wall|cpu]
+ *
+ * --spec replaces the presets by one explicit codec spec (e.g. "vptq:bpw=0,v=6,k=4096,residual=0,
+ * scale=none,train=32768" compresses in seconds); --matvec-only skips the model and refinement
+ * cases; --cache FILE stores the compressed tensor on the first run and reads it back on later
+ * ones (delete it when the spec or the codec changes), so a kernel change is measured in seconds.
  */
 #include <cblas.h>
 #include <json-c/json.h>
@@ -14,7 +20,9 @@
 #include <time.h>
 
 #include "hypercomp/hypercomp.h"
+#include "codec.h"
 #include "vptq/encode.h"
+#include "vptq/vptq.h"
 
 #ifdef HC_BLAS_OPENBLAS
 void openblas_set_num_threads(int n);
@@ -24,6 +32,19 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* --clock cpu: matvec times in the calling thread's CPU time, which leaves out the time the
+ * thread waits while other jobs hold the core (one-thread runs only: both kernels run in it). */
+static int cpu_clock;
+
+static double matvec_now(void)
+{
+    if (!cpu_clock)
+        return now();
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -49,20 +70,24 @@ static void die(const char *what)
     exit(1);
 }
 
-/* Median seconds of `reps` calls of a matvec. */
-static double time_matvec(const hc_ctensor *ct, const float *w, int64_t rows, int64_t cols, const float *x, float *y,
-                          int reps)
+/* Median seconds of `reps` calls of a matvec: the tensor's (forced to one strategy unless
+ * HCI_VQ_AUTO), or sgemv on w when ct is NULL. */
+static double time_matvec_as(const hc_ctensor *ct, hci_vq_strategy how, const float *w, int64_t rows, int64_t cols,
+                             const float *x, float *y, int reps)
 {
     double *t = malloc(sizeof(double) * (size_t)reps);
     for (int i = 0; i < reps; i++) {
-        double t0 = now();
-        if (ct) {
+        double t0 = matvec_now();
+        if (ct && how != HCI_VQ_AUTO) {
+            if (hci_vq_matvec_with(ct->state, x, y, 0, rows, hci_cpu_isa(), how) != HC_OK)
+                die("matvec");
+        } else if (ct) {
             if (hc_ctensor_matvec(ct, x, y) != HC_OK)
                 die("matvec");
         } else {
             cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, w, (int)cols, x, 1, 0.0f, y, 1);
         }
-        t[i] = now() - t0;
+        t[i] = matvec_now() - t0;
     }
     for (int i = 1; i < reps; i++)
         for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
@@ -73,6 +98,46 @@ static double time_matvec(const hc_ctensor *ct, const float *w, int64_t rows, in
     double m = t[reps / 2];
     free(t);
     return m;
+}
+
+static double time_matvec(const hc_ctensor *ct, const float *w, int64_t rows, int64_t cols, const float *x, float *y,
+                          int reps)
+{
+    return time_matvec_as(ct, HCI_VQ_AUTO, w, rows, cols, x, y, reps);
+}
+
+static int matvec_reps = 21;
+static const char *cache_path; /* --cache: a serialised tensor reused across runs of the same case */
+
+/* The cached tensor of an earlier run, or NULL. */
+static hc_ctensor *cache_load(void)
+{
+    FILE *f = cache_path ? fopen(cache_path, "rb") : NULL;
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc((size_t)size);
+    hc_ctensor *ct = NULL;
+    if (fread(buf, 1, (size_t)size, f) == (size_t)size && hc_ctensor_deserialize(&ct, buf, (size_t)size) != HC_OK)
+        ct = NULL;
+    fclose(f);
+    free(buf);
+    return ct;
+}
+
+static void cache_store(const hc_ctensor *ct)
+{
+    FILE *f = cache_path ? fopen(cache_path, "wb") : NULL;
+    if (!f)
+        return;
+    size_t size = hc_ctensor_serialized_size(ct);
+    void *buf = malloc(size);
+    if (hc_ctensor_serialize(ct, buf, size) == HC_OK)
+        fwrite(buf, 1, size, f);
+    fclose(f);
+    free(buf);
 }
 
 static json_object *gaussian_case(const char *preset, int64_t n, uint32_t threads)
@@ -87,17 +152,27 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
     v.shape[0] = v.shape[1] = n;
     v.data = w;
     char spec[128];
-    snprintf(spec, sizeof spec, "vptq:%s,threads=%u", preset, threads);
+    if (strncmp(preset, "vptq:", 5) == 0)
+        snprintf(spec, sizeof spec, "%s,threads=%u", preset, threads);
+    else
+        snprintf(spec, sizeof spec, "vptq:%s,threads=%u", preset, threads);
     hc_compressor *c;
     if (hc_compressor_from_spec(&c, spec) != HC_OK)
         die(spec);
-    hc_ctensor *ct;
-    double t0 = now();
-    if (hc_compress(&ct, c, &v) != HC_OK)
-        die("compress");
-    double secs = now() - t0;
+    double t0 = now(), secs = 0;
+    hc_ctensor *ct = cache_load();
     hc_stats s = HC_STATS_INIT;
-    hc_ctensor_stats(&s, ct);
+    if (ct) {
+        if (hc_ctensor_measure(&s, ct, &v) != HC_OK)
+            die("measure");
+        fprintf(stderr, "(tensor read from %s; compress time not measured)\n", cache_path);
+    } else {
+        if (hc_compress(&ct, c, &v) != HC_OK)
+            die("compress");
+        secs = now() - t0;
+        cache_store(ct);
+        hc_ctensor_stats(&s, ct);
+    }
 
     /* one thread each: the fused kernel against sgemv on the fp32 matrix */
     hc_ctensor_set_threads(ct, 1);
@@ -108,8 +183,13 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
     for (int64_t i = 0; i < n; i++)
         x[i] = (float)gauss();
     time_matvec(NULL, w, n, n, x, y, 3);
-    double t_sgemv = time_matvec(NULL, w, n, n, x, y, 21);
-    double t_vq = time_matvec(ct, w, n, n, x, y, 21);
+    double t_sgemv = time_matvec(NULL, w, n, n, x, y, matvec_reps);
+    double t_vq = time_matvec(ct, w, n, n, x, y, matvec_reps);
+    /* each kernel strategy forced, and what the chooser picks for the main stage of part 0
+     * over all rows (one thread) */
+    double t_lut = time_matvec_as(ct, HCI_VQ_LUT, w, n, n, x, y, matvec_reps);
+    double t_gather = time_matvec_as(ct, HCI_VQ_GATHER, w, n, n, x, y, matvec_reps);
+    const char *chosen = hci_vq_choose(ct->state, 0, 0, n, hci_cpu_isa()) == HCI_VQ_GATHER ? "gather" : "lut";
 
     json_object *o = json_object_new_object();
     json_object_object_add(o, "preset", json_object_new_string(preset));
@@ -124,8 +204,12 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
     json_object_object_add(o, "matvec_ms", json_object_new_double(1e3 * t_vq));
     json_object_object_add(o, "sgemv_ms", json_object_new_double(1e3 * t_sgemv));
     json_object_object_add(o, "speedup_vs_sgemv", json_object_new_double(t_sgemv / t_vq));
-    fprintf(stderr, "gaussian %s: %.1f s, %.4f bpw, rel_rmse %.4f, matvec %.3f ms vs sgemv %.3f ms (%.2fx)\n", preset,
-            secs, s.bpw, s.rel_rmse, 1e3 * t_vq, 1e3 * t_sgemv, t_sgemv / t_vq);
+    json_object_object_add(o, "matvec_kernel", json_object_new_string(chosen));
+    json_object_object_add(o, "matvec_lut_ms", json_object_new_double(1e3 * t_lut));
+    json_object_object_add(o, "matvec_gather_ms", json_object_new_double(1e3 * t_gather));
+    fprintf(stderr, "gaussian %s: %.1f s, %.4f bpw, rel_rmse %.4f, matvec %.3f ms vs sgemv %.3f ms (%.2fx); "
+            "kernel %s (lut %.3f ms, gather %.3f ms)\n", preset, secs, s.bpw, s.rel_rmse, 1e3 * t_vq,
+            1e3 * t_sgemv, t_sgemv / t_vq, chosen, 1e3 * t_lut, 1e3 * t_gather);
     hc_ctensor_free(ct);
     hc_compressor_free(c);
     free(w);
@@ -306,10 +390,10 @@ static json_object *refine_case(uint32_t steps)
 
 int main(int argc, char **argv)
 {
-    const char *model_path = NULL, *presets = "2bit,3bit,4bit";
+    const char *model_path = NULL, *presets = "2bit,3bit,4bit", *spec = NULL;
     int64_t size = 4096;
     uint32_t threads = 2, steps = 200;
-    int skip_gaussian = 0;
+    int skip_gaussian = 0, matvec_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model_path = argv[++i];
@@ -323,16 +407,38 @@ int main(int argc, char **argv)
             steps = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--skip-gaussian"))
             skip_gaussian = 1;
+        else if (!strcmp(argv[i], "--spec") && i + 1 < argc)
+            spec = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            matvec_reps = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
+        else if (!strcmp(argv[i], "--clock") && i + 1 < argc)
+            cpu_clock = !strcmp(argv[++i], "cpu");
+        else if (!strcmp(argv[i], "--cache") && i + 1 < argc)
+            cache_path = argv[++i];
+        else if (!strcmp(argv[i], "--matvec-only"))
+            matvec_only = 1;
         else {
             fprintf(stderr, "usage: %s [--model PATH] [--size N] [--threads T] [--presets LIST] "
-                            "[--refine-steps N] [--skip-gaussian]\n", argv[0]);
+                            "[--refine-steps N] [--skip-gaussian] [--spec SPEC] [--matvec-only] [--reps N]\n"
+                            "       [--cache FILE] [--clock wall|cpu]\n",
+                    argv[0]);
             return 2;
         }
     }
+    if (matvec_only) {
+        model_path = NULL;
+        steps = 0;
+    }
     json_object *root = json_object_new_object(), *g = json_object_new_array(), *mm = json_object_new_array();
+    if (spec) {
+        json_object_array_add(g, gaussian_case(spec, size, threads));
+        skip_gaussian = 1;
+    }
     char list[128];
     snprintf(list, sizeof list, "%s", presets);
     for (char *p = strtok(list, ","); p; p = strtok(NULL, ",")) {
+        if (spec && !model_path)
+            break;
         if (!skip_gaussian)
             json_object_array_add(g, gaussian_case(p, size, threads));
         if (model_path)

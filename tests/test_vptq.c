@@ -1,8 +1,11 @@
 /* VPTQ: exact layout of a tiny tensor, round trips within stated bounds, budgets on odd shapes,
- * fused matvec against decode + dot and SIMD against portable, the Hessian and importance
+ * fused matvec against decode + dot and SIMD against portable (every ISA x kernel strategy on
+ * synthetic tensors of every layout, and the strategy chooser), the Hessian and importance
  * paths, refinement, determinism, hostile payloads, bad specs and OOM. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/alloc.h"
 #include "common/bytes.h"
@@ -292,6 +295,195 @@ START_TEST(fused_matvec_matches_decode_and_portable)
 }
 END_TEST
 
+/* ---- the matvec kernels on synthetic tensors of every layout ---- */
+
+/* A tensor of layout cfg with random fp16 codebooks, indices and scales, attached by hand
+ * (the planner would not pick most of these layouts); free with free_synthetic. */
+static hc_ctensor *synthetic(uint64_t seed, int64_t rows, int64_t cols, const hci_vq_config *cfg)
+{
+    hci_vq_sections sec;
+    ck_assert(hci_vq_layout(&sec, cfg, rows, cols));
+    test_rng rng = { seed };
+    hc_ctensor *ct = calloc(1, sizeof *ct);
+    ct->ndim = 2;
+    ct->shape[0] = ct->rows = rows;
+    ct->shape[1] = ct->cols = cols;
+    ct->numel = rows * cols;
+    ct->params_len = sec.params_len;
+    ct->params = malloc(sec.params_len);
+    hci_vq_write_params(ct->params, cfg);
+    ct->payload_len = sec.payload_len;
+    ct->payload = calloc(1, sec.payload_len);
+    uint8_t *pl = ct->payload;
+    /* outlier columns: every (cols / n_out)-th, ascending */
+    for (uint32_t i = 0; i < cfg->n_out; i++) {
+        uint32_t c = (uint32_t)((int64_t)i * cols / cfg->n_out);
+        for (uint32_t b = 0; b < sec.col_bits; b++) {
+            uint64_t bit = (uint64_t)i * sec.col_bits + b;
+            pl[sec.out_cols + bit / 8] |= (uint8_t)(((c >> b) & 1u) << (bit % 8));
+        }
+    }
+    if (cfg->flags & VQ_FLAG_COL)
+        for (int64_t c = 0; c < cols; c++)
+            hci_put_u16(pl + sec.col_scales + 2 * c, hci_f32_to_f16((float)(0.25 + 2 * test_rng_uniform(&rng))));
+    if (cfg->flags & VQ_FLAG_ROW) {
+        hci_put_u16(pl + sec.row_scales, hci_f32_to_f16(1.5f));
+        for (int64_t r = 0; r < rows; r++)
+            pl[sec.row_scales + 2 + r] = (uint8_t)(r == 1 ? 255 : test_rng_next(&rng) % 40);
+    }
+    for (uint32_t p = 0; p < hci_vq_nparts(cfg); p++) {
+        const hci_vq_part_cfg *pc = &cfg->part[p];
+        uint32_t segs = (hci_vq_part_cols(cfg, cols, p) + pc->v - 1) / pc->v;
+        uint64_t ng = (uint64_t)rows * hci_vq_ngroups(segs, pc->gsegs);
+        for (uint64_t i = 0; i < (ng + 1) / 2; i++)
+            pl[sec.grp[p] + i] = (uint8_t)test_rng_next(&rng);
+        for (int st = 0; st < 2; st++) {
+            if (!pc->bits[st])
+                continue;
+            uint32_t k = 1u << pc->bits[st];
+            for (uint64_t e = 0; e < (uint64_t)k * pc->v; e++)
+                hci_put_u16(pl + sec.cb[p][st] + 2 * e, hci_f32_to_f16((float)test_rng_gauss(&rng)));
+            size_t n = (size_t)rows * segs;
+            uint32_t *idx = malloc(sizeof(uint32_t) * n);
+            for (size_t i = 0; i < n; i++)
+                idx[i] = (uint32_t)(test_rng_next(&rng) % k);
+            hci_vq_put_indices(pl + sec.idx[p][st], idx, rows, segs, pc->bits[st]);
+            free(idx);
+        }
+    }
+    ck_assert_ok(hci_vq_attach(ct));
+    return ct;
+}
+
+static void free_synthetic(hc_ctensor *ct)
+{
+    hci_vq_detach(ct);
+    free(ct->params);
+    free(ct->payload);
+    free(ct);
+}
+
+/* Every kernel (portable, AVX2, AVX-512 as far as the CPU goes; tables, gather-dot, the
+ * chooser) on rows [row0, row1) against decode + dot in double, within fp32 rounding of the
+ * sum of |w x| terms. */
+static void check_kernels(const hc_ctensor *ct, const char *what, const float *x, int64_t row0, int64_t row1)
+{
+    int64_t rows = ct->rows, cols = ct->cols;
+    float *d = malloc(sizeof(float) * (size_t)(rows * cols)), *y = malloc(sizeof(float) * (size_t)rows);
+    float *yp = malloc(sizeof(float) * (size_t)rows);
+    ck_assert_ok(hci_vq_decode(ct, 0, rows * cols, d));
+    static const hci_vq_strategy how[] = { HCI_VQ_LUT, HCI_VQ_GATHER, HCI_VQ_AUTO };
+    ck_assert_ok(hci_vq_matvec_with(ct->state, x, yp, row0, row1, HCI_ISA_PORTABLE, HCI_VQ_GATHER));
+    for (int isa = HCI_ISA_PORTABLE; isa <= HCI_ISA_AVX512; isa++)
+        for (int h = 0; h < 3; h++) {
+            for (int64_t r = 0; r < rows; r++)
+                y[r] = 1e30f;   /* rows outside the range must stay untouched */
+            ck_assert_ok(hci_vq_matvec_with(ct->state, x, y, row0, row1, (hci_isa)isa, how[h]));
+            for (int64_t r = 0; r < rows; r++) {
+                if (r < row0 || r >= row1) {
+                    ck_assert_msg(y[r] == 1e30f, "%s: row %lld outside [%lld, %lld) written", what, (long long)r,
+                                  (long long)row0, (long long)row1);
+                    continue;
+                }
+                double ref = 0, mag = 0;
+                for (int64_t c = 0; c < cols; c++) {
+                    ref += (double)d[r * cols + c] * x[c];
+                    mag += fabs((double)d[r * cols + c] * x[c]);
+                }
+                double tol = 1e-5 * mag + 1e-30;
+                ck_assert_msg(fabs(y[r] - ref) <= tol, "%s isa %d strategy %d row %lld: %.9g vs %.9g (tol %g)",
+                              what, isa, (int)how[h], (long long)r, (double)y[r], ref, tol);
+                ck_assert_msg(fabs(y[r] - yp[r]) <= 2 * tol, "%s isa %d strategy %d row %lld: %.9g vs portable %.9g",
+                              what, isa, (int)how[h], (long long)r, (double)y[r], (double)yp[r]);
+            }
+        }
+    free(d);
+    free(y);
+    free(yp);
+}
+
+START_TEST(matvec_kernels_match_decode_on_every_layout)
+{
+    const int64_t rows = 77, cols = 93;   /* neither a multiple of 32 nor of any v */
+    float *x = test_gauss(21, 256, 1.0);
+    int cases = 0;
+    for (uint32_t v = 2; v <= VQ_MAX_V; v++)
+        for (int variant = 0; variant < 4; variant++) {
+            hci_vq_config cfg;
+            memset(&cfg, 0, sizeof cfg);
+            /* 0: small k, nothing else; 1: k = 4096 with a residual and row + column scales;
+             * 2: outliers (own codebook) and group scales; 3: all of it with odd groups */
+            cfg.part[0].v = v;
+            cfg.part[0].bits[0] = variant == 0 ? 3 : variant == 2 ? 9 : 12;
+            cfg.part[0].bits[1] = variant == 1 || variant == 3 ? 5 : 0;
+            cfg.part[0].gsegs = variant == 2 ? 2 : variant == 3 ? 3 : 0;
+            cfg.flags = variant == 1 ? (VQ_FLAG_ROW | VQ_FLAG_COL) : variant == 3 ? (VQ_FLAG_ROW | VQ_FLAG_COL) : 0;
+            if (variant >= 2) {
+                cfg.n_out = 5;
+                cfg.part[1].v = 2 + v % 3;
+                cfg.part[1].bits[0] = variant == 2 ? 12 : 4;
+                cfg.part[1].bits[1] = variant == 3 ? 3 : 0;
+            }
+            hc_ctensor *ct = synthetic(100 + v * 4 + (uint64_t)variant, rows, cols, &cfg);
+            char what[64];
+            snprintf(what, sizeof what, "v=%u variant %d", v, variant);
+            check_kernels(ct, what, x, 0, rows);
+            check_kernels(ct, what, x, 33, 70);   /* a thread's range, starting mid-group */
+            check_kernels(ct, what, x, 76, 77);   /* the last row alone, in the short group */
+            free_synthetic(ct);
+            cases++;
+        }
+    ck_assert_int_eq(cases, 60);
+    /* shapes at the edges: one row, one column, tall (many tiles, a short last group), 16-bit
+     * indices (too wide for the SIMD gather offsets: the table kernel steps in) */
+    static const struct {
+        int64_t rows, cols;
+        uint32_t v, bits, res;
+    } edge[] = { { 1, 40, 4, 12, 0 }, { 50, 1, 2, 6, 0 }, { 300, 20, 8, 12, 4 }, { 40, 24, 8, 16, 0 },
+                 { 33, 48, 16, 14, 0 }, { 33, 48, 16, 15, 0 } };
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        hci_vq_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.part[0].v = edge[i].v;
+        cfg.part[0].bits[0] = edge[i].bits;
+        cfg.part[0].bits[1] = edge[i].res;
+        hc_ctensor *ct = synthetic(500 + i, edge[i].rows, edge[i].cols, &cfg);
+        char what[64];
+        snprintf(what, sizeof what, "edge %zu", i);
+        check_kernels(ct, what, x, 0, edge[i].rows);
+        if (edge[i].rows > 2)
+            check_kernels(ct, what, x, 1, edge[i].rows - 1);
+        free_synthetic(ct);
+    }
+    free(x);
+}
+END_TEST
+
+START_TEST(matvec_chooser_follows_the_cost_estimate)
+{
+    /* portable: a large codebook beside one row is cheaper gathered, a small one beside many
+     * rows through tables; SIMD gathers unless the 16-bit offsets would overflow */
+    hci_vq_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.part[0].v = 6;
+    cfg.part[0].bits[0] = 12;
+    hc_ctensor *ct = synthetic(7, 64, 60, &cfg);
+    ck_assert_int_eq(hci_vq_choose(ct->state, 0, 0, 1, HCI_ISA_PORTABLE), HCI_VQ_GATHER);
+    ck_assert_int_eq(hci_vq_choose(ct->state, 0, 0, 64, HCI_ISA_AVX512), HCI_VQ_GATHER);
+    free_synthetic(ct);
+    cfg.part[0].bits[0] = 2;
+    ct = synthetic(8, 64, 60, &cfg);
+    ck_assert_int_eq(hci_vq_choose(ct->state, 0, 0, 64, HCI_ISA_PORTABLE), HCI_VQ_LUT);
+    free_synthetic(ct);
+    cfg.part[0].v = 8;
+    cfg.part[0].bits[0] = 16;
+    ct = synthetic(9, 4, 16, &cfg);
+    ck_assert_int_eq(hci_vq_choose(ct->state, 0, 0, 4, HCI_ISA_AVX512), HCI_VQ_LUT);
+    ck_assert_int_eq(hci_vq_choose(ct->state, 0, 0, 4, HCI_ISA_PORTABLE), HCI_VQ_GATHER);
+    free_synthetic(ct);
+}
+END_TEST
+
 /* tr(dW H dW^T) */
 static double h_error(const float *w, const float *d, const float *h, int64_t rows, int64_t cols)
 {
@@ -565,6 +757,8 @@ static Suite *vptq_suite(int slow)
         tcase_add_test(tc, presets_round_trip_within_bounds);
         tcase_add_test(tc, budget_holds_on_odd_shapes);
         tcase_add_test(tc, fused_matvec_matches_decode_and_portable);
+        tcase_add_test(tc, matvec_kernels_match_decode_on_every_layout);
+        tcase_add_test(tc, matvec_chooser_follows_the_cost_estimate);
         tcase_add_test(tc, hessian_path_lowers_the_weighted_error);
         tcase_add_test(tc, importance_protects_important_columns);
         tcase_add_test(tc, compression_is_deterministic);

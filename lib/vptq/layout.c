@@ -166,6 +166,7 @@ static void free_state(hci_vq_state *st)
         for (int s = 0; s < 2; s++) {
             hci_free(st->part[p].cb[s]);
             hci_free(st->part[p].cbt[s]);
+            hci_free(st->part[p].cbh[s]);
         }
     }
     for (int p = 0; p < 2; p++)
@@ -262,8 +263,11 @@ static int build_part(hci_vq_state *st, const hc_ctensor *ct, const hci_vq_secti
         pt->k[s] = k;
         pt->cb[s] = hci_malloc_array(k, (size_t)pt->v * sizeof(float));
         pt->cbt[s] = hci_aligned_array(k, (size_t)pt->v * sizeof(float));
-        if (!pt->cb[s] || !pt->cbt[s])
+        pt->pad = pt->v <= 4 ? 4u : pt->v <= 8 ? 8u : 16u;
+        pt->cbh[s] = hci_aligned_array(k, (size_t)pt->pad * sizeof(uint16_t));
+        if (!pt->cb[s] || !pt->cbt[s] || !pt->cbh[s])
             return HC_ENOMEM;
+        memset(pt->cbh[s], 0, (size_t)k * pt->pad * sizeof(uint16_t));
         const uint8_t *src = ct->payload + sec->cb[p][s];
         for (uint32_t e = 0; e < k; e++)
             for (uint32_t t = 0; t < pt->v; t++) {
@@ -272,6 +276,7 @@ static int build_part(hci_vq_state *st, const hc_ctensor *ct, const hci_vq_secti
                     return hci_fail(HC_EFORMAT, "vptq part %u codebook %d entry %u holds a non-finite value", p, s, e);
                 pt->cb[s][(size_t)e * pt->v + t] = f;
                 pt->cbt[s][(size_t)t * k + e] = f;
+                pt->cbh[s][(size_t)e * pt->pad + t] = hci_get_u16(src + 2 * ((size_t)e * pt->v + t));
             }
         pt->idx[s] = ct->payload + sec->idx[p][s];
     }

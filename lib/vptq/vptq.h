@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "common/cpu.h"
 #include "hypercomp/vptq.h"
 
 #define VQ_LAYOUT_VERSION 1u
@@ -72,6 +73,8 @@ typedef struct hci_vq_part {
     uint32_t *cols;          /* ncols original column numbers, ascending */
     float *cb[2];            /* k x v, entry-major */
     float *cbt[2];           /* v x k, for the matvec lookup tables (64-byte aligned) */
+    uint16_t *cbh[2];        /* k x pad fp16, zero-padded, for the gather-dot matvec (64-byte aligned) */
+    uint32_t pad;            /* floats per padded entry: 4, 8 or 16, the least >= v */
     const uint8_t *idx[2];   /* index streams inside the payload */
     uint32_t gsegs, ngroups;
     float *gs;               /* rows x ngroups group scales, or NULL */
@@ -117,6 +120,20 @@ int hci_vq_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out
 int hci_vq_matvec(const hc_ctensor *ct, const float *x, float *y, int64_t row0, int64_t row1);
 /* The portable kernel, for tests and as the fallback. */
 int hci_vq_matvec_portable(const hci_vq_state *st, const float *x, float *y, int64_t row0, int64_t row1);
+
+/* How the fused matvec multiplies a part: chosen per part and stage by a cost estimate (AUTO),
+ * or forced, so tests run every kernel and the bench times each. */
+typedef enum hci_vq_strategy {
+    HCI_VQ_AUTO = 0,
+    HCI_VQ_LUT = 1,      /* a table of centroid . x-segment per segment, one load per index */
+    HCI_VQ_GATHER = 2    /* each index's padded centroid times the x segment, no table */
+} hci_vq_strategy;
+
+/* The matvec with an explicit instruction set (capped at what the CPU has) and strategy. */
+int hci_vq_matvec_with(const hci_vq_state *st, const float *x, float *y, int64_t row0, int64_t row1, hci_isa isa,
+                       hci_vq_strategy strategy);
+/* The strategy AUTO picks for stage (0 main, 1 residual) of part p over nr rows with isa. */
+hci_vq_strategy hci_vq_choose(const hci_vq_state *st, uint32_t p, int stage, int64_t nr, hci_isa isa);
 int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w);
 
 /* Rounds n floats to fp16 and back. */
