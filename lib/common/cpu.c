@@ -3,6 +3,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+
+/* F16C (CPUID leaf 1, ECX bit 29): the AVX2 kernels convert fp16 codebooks with it. Every AVX2
+ * CPU made has it, but the AVX2 level promises it, so it is checked rather than assumed. */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 static hci_isa detected(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -10,7 +22,7 @@ static hci_isa detected(void)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
         return HCI_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
         return HCI_ISA_AVX2;
 #endif
     return HCI_ISA_PORTABLE;
