@@ -9,7 +9,9 @@
 #include "common/crc32c.h"
 #include "common/half.h"
 #include "harness.h"
+#include "kmeans.h"
 #include "vptq/builtin.h"
+#include "vptq/encode.h"
 #include "vptq/vptq.h"
 
 static hc_compressor *make(const char *spec)
@@ -705,6 +707,77 @@ START_TEST(lloyd_on_all_vectors_after_a_subsample)
 }
 END_TEST
 
+/* sum of rs2 x gs^2 x dimw x (vec - centroid)^2 over a part: its error in the original space */
+static double work_error(const hci_vq_work *wk, const float *cb, const uint32_t *idx)
+{
+    double e = 0;
+    for (uint32_t s = 0; s < wk->segs; s++)
+        for (int64_t r = 0; r < wk->rows; r++) {
+            size_t i = (size_t)s * (size_t)wk->rows + (size_t)r;
+            double g = hci_vq_work_gs(wk, s, r);
+            for (uint32_t t = 0; t < wk->v && s * wk->v + t < wk->ncols; t++) {
+                double d = (double)wk->vec[i * wk->v + t] - cb[(size_t)idx[i] * wk->v + t];
+                e += wk->rs2[r] * g * g * wk->dimw[s * wk->v + t] * d * d;
+            }
+        }
+    return e;
+}
+
+START_TEST(group_scales_fitted_to_a_fixed_codebook_lower_the_error)
+{
+    /* heavy-tailed rows, row scales, groups of 8 values, the built-in 64 x 2 table */
+    const int64_t rows = 64, cols = 96;
+    float *w = test_laplace(44, (size_t)(rows * cols), 1.0);
+    for (int64_t i = 0; i < rows * cols; i += 37)
+        w[i] *= 6.0f; /* a few large values, as trained weights have */
+    hci_matrix m = { "groups", w, rows, cols, rows * cols, NULL, NULL };
+    hci_vq_scales sc;
+    ck_assert_ok(hci_vq_make_scales(&sc, &m, VQ_FLAG_ROW));
+    uint32_t colsel[96];
+    for (uint32_t c = 0; c < 96; c++)
+        colsel[c] = c;
+    hci_vq_work wk;
+    ck_assert_ok(hci_vq_make_work(&wk, &m, &sc, colsel, 96, 2, 4, 0));
+    size_t n = (size_t)wk.segs * (size_t)rows, ng = (size_t)rows * wk.ngroups;
+    float cb[64 * 2];
+    hci_vq_builtin_load(cb, 2, 6);
+    uint32_t *idx = malloc(sizeof(uint32_t) * n);
+    uint8_t *q0 = malloc(ng);
+    memcpy(q0, wk.gq, ng);
+    ck_assert_ok(hci_kmeans_assign(idx, NULL, wk.vec, n, 2, cb, 64, NULL, 1));
+    double before = work_error(&wk, cb, idx);
+    ck_assert_ok(hci_vq_refit_groups(&wk, cb, idx, 64, 2));
+    double after = work_error(&wk, cb, idx);
+    ck_assert_msg(after < 0.97 * before, "error %g after the refit, %g before", after, before);
+    int moved = 0;
+    for (size_t g = 0; g < ng; g++) {
+        ck_assert(wk.gq[g] <= 15 && abs((int)wk.gq[g] - (int)q0[g]) <= 2);
+        ck_assert_float_eq(wk.gs[g], hci_vq_group_scale(wk.gq[g]));
+        moved += wk.gq[g] != q0[g];
+    }
+    ck_assert(moved > 0);
+    /* the vectors are the original values over the new scales, and idx their nearest centroids */
+    uint32_t *again = malloc(sizeof(uint32_t) * n);
+    ck_assert_ok(hci_kmeans_assign(again, NULL, wk.vec, n, 2, cb, 64, NULL, 1));
+    ck_assert_mem_eq(again, idx, sizeof(uint32_t) * n);
+    for (uint32_t s = 0; s < wk.segs; s++)
+        for (int64_t r = 0; r < rows; r++)
+            for (uint32_t t = 0; t < 2; t++) {
+                double orig = w[r * cols + s * 2 + t];
+                double back = (double)wk.vec[((size_t)s * rows + (size_t)r) * 2 + t] * hci_vq_work_gs(&wk, s, r) *
+                              sc.rs[r];
+                ck_assert_msg(fabs(orig - back) <= 1e-5 * (1 + fabs(orig)), "(%lld, %u): %g vs %g", (long long)r,
+                              s * 2 + t, orig, back);
+            }
+    free(again);
+    free(q0);
+    free(idx);
+    hci_vq_free_work(&wk);
+    hci_vq_free_scales(&sc);
+    free(w);
+}
+END_TEST
+
 START_TEST(slow_gaussian_2bit_on_a_large_matrix)
 {
     /* Gaussian 4096 x 4096 at the 2-bit preset: v = 6, k = 4096, trained on the default sample
@@ -736,6 +809,7 @@ static Suite *vptq_suite(int slow)
         tcase_add_test(tc, builtin_codebooks_round_trip_and_cost_nothing);
         tcase_add_test(tc, version_1_files_still_read_and_builtin_flags_are_checked);
         tcase_add_test(tc, lloyd_on_all_vectors_after_a_subsample);
+        tcase_add_test(tc, group_scales_fitted_to_a_fixed_codebook_lower_the_error);
     }
     suite_add_tcase(s, tc);
     return s;

@@ -304,14 +304,9 @@ static int full_lloyd(float *cb, uint32_t *idx, const float *vec, const float *w
     return rc;
 }
 
-/* Group scales chosen by their error once the codebook is fixed: the RMS code of each group
- * (what make_work stored) and its neighbours within +-2 half-octaves are tried, each group
- * keeping the code whose assignment leaves the smallest weighted error. With a fixed codebook a
- * group's best scale is not its RMS: heavy tails want a larger one (fewer clipped values), flat
- * groups a smaller one (finer steps). Single-stage parts only; wk->vec, gs, gq, wt change. */
 #define GROUP_SEARCH 2
 
-static int refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads)
+int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads)
 {
     size_t n = (size_t)wk->segs * (size_t)wk->rows, ng = (size_t)wk->rows * wk->ngroups;
     uint32_t v = wk->v;
@@ -417,7 +412,7 @@ int hci_vq_quantise_part(float *cb[2], uint32_t *idx[2], const hci_vq_work *wk, 
     else
         rc = hci_kmeans_assign(idx[0], NULL, wk->vec, n, v, cb[0], ko.k, NULL, threads);
     if (rc == HC_OK && !pc->bits[1] && !h && wk->ngroups)
-        rc = refit_groups((hci_vq_work *)wk, cb[0], idx[0], ko.k, threads);
+        rc = hci_vq_refit_groups((hci_vq_work *)wk, cb[0], idx[0], ko.k, threads);
     if (rc != HC_OK || !pc->bits[1])
         goto hessian;
     float *res = hci_malloc_array(n, (size_t)v * sizeof(float));

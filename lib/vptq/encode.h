@@ -48,6 +48,14 @@ void hci_vq_free_work(hci_vq_work *wk);
 /* H'[a][b] = cs_a cs_b H[cols a][cols b], ncols x ncols; NULL on OOM. */
 float *hci_vq_part_hessian(const hci_matrix *w, const hci_vq_scales *sc, const uint32_t *cols, uint32_t ncols);
 
+/* Group scales chosen by their error once the codebook is fixed: the RMS code of each group
+ * (what make_work stored) and its neighbours within +-2 half-octaves are tried, each group
+ * keeping the code whose assignment leaves the smallest weighted error. With a fixed codebook a
+ * group's best scale is not its RMS: heavy tails want a larger one (fewer clipped values), flat
+ * groups a smaller one (finer steps). For single-stage parts; wk->vec (and vec0), gs, gq and wt
+ * change, and idx (segs x rows) receives the new assignment. */
+int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads);
+
 /* Chooses the layout for w under the options' budget. */
 int hci_vq_plan(hci_vq_config *cfg, const hci_vq_opts *o, const hci_matrix *w, uint32_t ndim, uint32_t threads);
 

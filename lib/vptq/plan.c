@@ -246,6 +246,17 @@ static int trial(double *err, const hci_vq_config *c, const hci_matrix *w, const
             if (rc != HC_OK)
                 break;
             hci_vq_round_f16(cb, (size_t)ko.k * v);
+            /* the sample is the whole part: fit the group scales to the codebook as the encoder
+             * will (only when the part has one stage and no Hessian, as there) */
+            if (s == 0 && m == n && wk.ngroups && !pc->bits[1] && !w->hessian) {
+                rc = hci_vq_refit_groups(&wk, cb, idx, ko.k, threads);
+                for (size_t i = 0; i < m && rc == HC_OK; i++)
+                    memcpy(ev + i * v, wk.vec + i * v, sizeof(float) * v);
+                for (size_t i = 0; i < m && rc == HC_OK; i++)
+                    for (uint32_t t = 0; t < v; t++)
+                        ev[i * v + t] -= cb[(size_t)idx[i] * v + t];
+                continue;
+            }
             rc = hci_kmeans_assign(idx, NULL, ev, m, v, cb, ko.k, NULL, threads);
             for (size_t i = 0; i < m && rc == HC_OK; i++)
                 for (uint32_t t = 0; t < v; t++)
