@@ -778,6 +778,62 @@ START_TEST(group_scales_fitted_to_a_fixed_codebook_lower_the_error)
 }
 END_TEST
 
+START_TEST(row_scales_fitted_to_a_fixed_codebook_lower_the_error)
+{
+    /* rows of different tails (some Laplace, some uniform), row scales, the built-in 256 x 3 table */
+    const int64_t rows = 48, cols = 60;
+    float *w = test_laplace(45, (size_t)(rows * cols), 1.0);
+    for (int64_t r = 0; r < rows; r += 3)
+        for (int64_t c = 0; c < cols; c++)
+            w[r * cols + c] = (float)((double)((r * 7919 + c * 104729) % 1000) / 500.0 - 1.0);
+    hci_matrix m = { "rows", w, rows, cols, rows * cols, NULL, NULL };
+    hci_vq_scales sc;
+    ck_assert_ok(hci_vq_make_scales(&sc, &m, VQ_FLAG_ROW));
+    uint32_t colsel[60];
+    for (uint32_t c = 0; c < 60; c++)
+        colsel[c] = c;
+    hci_vq_work wk;
+    ck_assert_ok(hci_vq_make_work(&wk, &m, &sc, colsel, 60, 3, 0, 1));
+    size_t n = (size_t)wk.segs * (size_t)rows;
+    float cb[256 * 3];
+    hci_vq_builtin_load(cb, 3, 8);
+    uint32_t *idx = malloc(sizeof(uint32_t) * n);
+    uint8_t q0[48];
+    memcpy(q0, sc.rq, sizeof q0);
+    ck_assert_ok(hci_kmeans_assign(idx, NULL, wk.vec, n, 3, cb, 256, NULL, 1));
+    double before = work_error(&wk, cb, idx);
+    ck_assert_ok(hci_vq_refit_rows(&wk, &sc, cb, idx, 256, 2));
+    double after = work_error(&wk, cb, idx);
+    ck_assert_msg(after < 0.97 * before, "error %g after the refit, %g before", after, before);
+    int moved = 0;
+    float base = hci_f16_to_f32(sc.rbase_h);
+    for (int64_t r = 0; r < rows; r++) {
+        ck_assert(sc.rq[r] <= 254 && abs((int)sc.rq[r] - (int)q0[r]) <= 4);
+        ck_assert_float_eq(sc.rs[r], hci_vq_row_scale(base, sc.rq[r]));
+        ck_assert_float_eq(wk.rs2[r], sc.rs[r] * sc.rs[r]);
+        moved += sc.rq[r] != q0[r];
+    }
+    ck_assert(moved > 0);
+    uint32_t *again = malloc(sizeof(uint32_t) * n);
+    ck_assert_ok(hci_kmeans_assign(again, NULL, wk.vec, n, 3, cb, 256, NULL, 1));
+    ck_assert_mem_eq(again, idx, sizeof(uint32_t) * n);
+    ck_assert_mem_eq(wk.vec0, wk.vec, sizeof(float) * n * 3);
+    for (uint32_t s = 0; s < wk.segs; s++)
+        for (int64_t r = 0; r < rows; r++)
+            for (uint32_t t = 0; t < 3; t++) {
+                double orig = w[r * cols + s * 3 + t];
+                double back = (double)wk.vec[((size_t)s * rows + (size_t)r) * 3 + t] * sc.rs[r];
+                ck_assert_msg(fabs(orig - back) <= 1e-5 * (1 + fabs(orig)), "(%lld, %u): %g vs %g", (long long)r,
+                              s * 3 + t, orig, back);
+            }
+    free(again);
+    free(idx);
+    hci_vq_free_work(&wk);
+    hci_vq_free_scales(&sc);
+    free(w);
+}
+END_TEST
+
 START_TEST(slow_gaussian_2bit_on_a_large_matrix)
 {
     /* Gaussian 4096 x 4096 at the 2-bit preset: v = 6, k = 4096, trained on the default sample
@@ -810,6 +866,7 @@ static Suite *vptq_suite(int slow)
         tcase_add_test(tc, version_1_files_still_read_and_builtin_flags_are_checked);
         tcase_add_test(tc, lloyd_on_all_vectors_after_a_subsample);
         tcase_add_test(tc, group_scales_fitted_to_a_fixed_codebook_lower_the_error);
+        tcase_add_test(tc, row_scales_fitted_to_a_fixed_codebook_lower_the_error);
     }
     suite_add_tcase(s, tc);
     return s;

@@ -387,6 +387,86 @@ int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_
     return rc;
 }
 
+#define ROW_SEARCH 4
+
+int hci_vq_refit_rows(hci_vq_work *wk, hci_vq_scales *sc, const float *cb, uint32_t *idx, uint32_t k,
+                      uint32_t threads)
+{
+    size_t n = (size_t)wk->segs * (size_t)wk->rows, rows = (size_t)wk->rows;
+    uint32_t v = wk->v;
+    float base = hci_f16_to_f32(sc->rbase_h);
+    float *y = hci_malloc_array(n, (size_t)v * sizeof(float)), *t = hci_malloc_array(n, (size_t)v * sizeof(float));
+    uint32_t *ti = hci_malloc_array(n, sizeof(uint32_t));
+    double *err = hci_malloc_array(rows, sizeof(double)), *best = hci_malloc_array(rows, sizeof(double));
+    int *pick = hci_calloc(rows, sizeof(int));
+    int rc = (!y || !t || !ti || !err || !best || !pick) ? HC_ENOMEM : HC_OK;
+    /* y: the vectors before their row scale (a zero row, code 255, keeps its code) */
+    for (size_t i = 0; rc == HC_OK && i < n; i++)
+        for (uint32_t u = 0; u < v; u++)
+            y[i * v + u] = wk->vec[i * v + u] * sc->rs[i % rows];
+    for (int d = 0; rc == HC_OK && d <= 2 * ROW_SEARCH; d++) {
+        int off = d == 0 ? 0 : (d % 2 ? (d + 1) / 2 : -(d / 2));
+        for (size_t i = 0; i < n; i++) {
+            size_t r = i % rows;
+            int q = (int)sc->rq[r] + off;
+            float f = sc->rq[r] == 255 ? 0.0f : hci_vq_row_scale(base, (uint8_t)(q < 0 ? 0 : (q > 254 ? 254 : q)));
+            for (uint32_t u = 0; u < v; u++)
+                t[i * v + u] = f > 0.0f ? y[i * v + u] / f : 0.0f;
+        }
+        rc = hci_kmeans_assign(ti, NULL, t, n, v, cb, k, NULL, threads);
+        if (rc != HC_OK)
+            break;
+        memset(err, 0, sizeof(double) * rows);
+        for (size_t i = 0; i < n; i++) {
+            size_t r = i % rows, s = i / rows;
+            int q = (int)sc->rq[r] + off;
+            float f = sc->rq[r] == 255 ? 0.0f : hci_vq_row_scale(base, (uint8_t)(q < 0 ? 0 : (q > 254 ? 254 : q)));
+            const float *c = cb + (size_t)ti[i] * v;
+            for (uint32_t u = 0; u < v && s * v + u < wk->ncols; u++) {
+                double e = (double)y[i * v + u] - (double)f * c[u];
+                err[r] += wk->dimw[s * v + u] * e * e;
+            }
+        }
+        for (size_t r = 0; r < rows; r++) {
+            int q = (int)sc->rq[r] + off;
+            if (d == 0 || (sc->rq[r] != 255 && q >= 0 && q <= 254 && err[r] < best[r])) {
+                best[r] = err[r];
+                pick[r] = off;
+            }
+        }
+    }
+    if (rc == HC_OK) {
+        for (size_t r = 0; r < rows; r++) {
+            if (sc->rq[r] == 255 || !pick[r]) {
+                best[r] = 1.0;
+                continue;
+            }
+            float old = sc->rs[r];
+            sc->rq[r] = (uint8_t)((int)sc->rq[r] + pick[r]);
+            sc->rs[r] = hci_vq_row_scale(base, sc->rq[r]);
+            wk->rs2[r] = sc->rs[r] * sc->rs[r];
+            best[r] = ((double)sc->rs[r] * sc->rs[r]) / ((double)old * old);
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t r = i % rows;
+            for (uint32_t u = 0; u < v; u++) {
+                wk->vec[i * v + u] = sc->rs[r] > 0.0f ? y[i * v + u] / sc->rs[r] : 0.0f;
+                if (wk->vec0)
+                    wk->vec0[i * v + u] = wk->vec[i * v + u];
+            }
+            wk->wt[i] = (float)(wk->wt[i] * best[r]);
+        }
+        rc = hci_kmeans_assign(idx, NULL, wk->vec, n, v, cb, k, NULL, threads);
+    }
+    hci_free(y);
+    hci_free(t);
+    hci_free(ti);
+    hci_free(err);
+    hci_free(best);
+    hci_free(pick);
+    return rc;
+}
+
 int hci_vq_quantise_part(float *cb[2], uint32_t *idx[2], const hci_vq_work *wk, const hci_vq_part_cfg *pc, const float *h,
                      const hci_vq_opts *o, uint32_t threads)
 {
@@ -480,10 +560,6 @@ int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
     if (sc.cs)
         for (int64_t j = 0; j < w->cols; j++)
             hci_put_u16(payload + sec.col_scales + 2 * j, hci_f32_to_f16(sc.cs[j]));
-    if (sc.rs) {
-        hci_put_u16(payload + sec.row_scales, sc.rbase_h);
-        memcpy(payload + sec.row_scales + 2, sc.rq, (size_t)w->rows);
-    }
     for (uint32_t p = 0; p < hci_vq_nparts(&cfg) && rc == HC_OK; p++) {
         const hci_vq_part_cfg *pc = &cfg.part[p];
         uint32_t ncols = hci_vq_part_cols(&cfg, w->cols, p);
@@ -523,6 +599,8 @@ int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
         }
         if (rc == HC_OK)
             rc = hci_vq_quantise_part(cb, idx, &wk, pc, h, o, c->threads);
+        if (rc == HC_OK && hci_vq_refits_rows(&cfg, w))
+            rc = hci_vq_refit_rows(&wk, &sc, cb[0], idx[0], 1u << pc->bits[0], c->threads);
         /* a built-in codebook is not stored, so refinement would have nothing to change */
         if (rc == HC_OK && o->refine && !pc->builtin) {
             uint32_t k[2] = { 1u << pc->bits[0], pc->bits[1] ? 1u << pc->bits[1] : 0u };
@@ -547,6 +625,11 @@ int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
     }
     if (rc != HC_OK)
         goto fail;
+    /* written last: the row codes may have been fitted to the codebook */
+    if (sc.rs) {
+        hci_put_u16(payload + sec.row_scales, sc.rbase_h);
+        memcpy(payload + sec.row_scales + 2, sc.rq, (size_t)w->rows);
+    }
     hci_vq_free_scales(&sc);
     hci_free(outs);
     hci_free(cols);

@@ -56,6 +56,19 @@ float *hci_vq_part_hessian(const hci_matrix *w, const hci_vq_scales *sc, const u
  * change, and idx (segs x rows) receives the new assignment. */
 int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads);
 
+/* Row scale codes chosen by their error once the codebook is fixed, as group codes are: each
+ * row tries its RMS code and the codes within +-4 eighth-octaves. Only for a layout of one part
+ * with one stage, row scales, no group scales and no Hessian (the row scales are shared by the
+ * parts, and group codes are fitted instead when there are groups). sc->rq/rs and wk->vec (and
+ * vec0), rs2 and wt change; idx receives the new assignment. */
+int hci_vq_refit_rows(hci_vq_work *wk, hci_vq_scales *sc, const float *cb, uint32_t *idx, uint32_t k,
+                      uint32_t threads);
+
+static inline int hci_vq_refits_rows(const hci_vq_config *c, const hci_matrix *w)
+{
+    return (c->flags & VQ_FLAG_ROW) && !c->n_out && !c->part[0].bits[1] && !c->part[0].gsegs && !w->hessian;
+}
+
 /* Chooses the layout for w under the options' budget. */
 int hci_vq_plan(hci_vq_config *cfg, const hci_vq_opts *o, const hci_matrix *w, uint32_t ndim, uint32_t threads);
 

@@ -257,6 +257,13 @@ static int trial(double *err, const hci_vq_config *c, const hci_matrix *w, const
                         ev[i * v + t] -= cb[(size_t)idx[i] * v + t];
                 continue;
             }
+            if (s == 0 && m == n && hci_vq_refits_rows(c, w)) {
+                rc = hci_vq_refit_rows(&wk, &sc, cb, idx, ko.k, threads);
+                for (size_t i = 0; i < m && rc == HC_OK; i++)
+                    for (uint32_t t = 0; t < v; t++)
+                        ev[i * v + t] = wk.vec[i * v + t] - cb[(size_t)idx[i] * v + t];
+                continue;
+            }
             rc = hci_kmeans_assign(idx, NULL, ev, m, v, cb, ko.k, NULL, threads);
             for (size_t i = 0; i < m && rc == HC_OK; i++)
                 for (uint32_t t = 0; t < v; t++)
