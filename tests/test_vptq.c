@@ -751,7 +751,7 @@ START_TEST(group_scales_fitted_to_a_fixed_codebook_lower_the_error)
     ck_assert_msg(after < 0.97 * before, "error %g after the refit, %g before", after, before);
     int moved = 0;
     for (size_t g = 0; g < ng; g++) {
-        ck_assert(wk.gq[g] <= 15 && abs((int)wk.gq[g] - (int)q0[g]) <= 2);
+        ck_assert(wk.gq[g] <= 15 && abs((int)wk.gq[g] - (int)q0[g]) <= 3);
         ck_assert_float_eq(wk.gs[g], hci_vq_group_scale(wk.gq[g]));
         moved += wk.gq[g] != q0[g];
     }
@@ -808,7 +808,7 @@ START_TEST(row_scales_fitted_to_a_fixed_codebook_lower_the_error)
     int moved = 0;
     float base = hci_f16_to_f32(sc.rbase_h);
     for (int64_t r = 0; r < rows; r++) {
-        ck_assert(sc.rq[r] <= 254 && abs((int)sc.rq[r] - (int)q0[r]) <= 4);
+        ck_assert(sc.rq[r] <= 254 && abs((int)sc.rq[r] - (int)q0[r]) <= 8);
         ck_assert_float_eq(sc.rs[r], hci_vq_row_scale(base, sc.rq[r]));
         ck_assert_float_eq(wk.rs2[r], sc.rs[r] * sc.rs[r]);
         moved += sc.rq[r] != q0[r];

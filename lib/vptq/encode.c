@@ -304,7 +304,7 @@ static int full_lloyd(float *cb, uint32_t *idx, const float *vec, const float *w
     return rc;
 }
 
-#define GROUP_SEARCH 2
+#define GROUP_SEARCH 3
 
 int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads)
 {
@@ -387,7 +387,7 @@ int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_
     return rc;
 }
 
-#define ROW_SEARCH 4
+#define ROW_SEARCH 8
 
 int hci_vq_refit_rows(hci_vq_work *wk, hci_vq_scales *sc, const float *cb, uint32_t *idx, uint32_t k,
                       uint32_t threads)

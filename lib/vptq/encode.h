@@ -49,7 +49,7 @@ void hci_vq_free_work(hci_vq_work *wk);
 float *hci_vq_part_hessian(const hci_matrix *w, const hci_vq_scales *sc, const uint32_t *cols, uint32_t ncols);
 
 /* Group scales chosen by their error once the codebook is fixed: the RMS code of each group
- * (what make_work stored) and its neighbours within +-2 half-octaves are tried, each group
+ * (what make_work stored) and its neighbours within +-3 half-octaves are tried, each group
  * keeping the code whose assignment leaves the smallest weighted error. With a fixed codebook a
  * group's best scale is not its RMS: heavy tails want a larger one (fewer clipped values), flat
  * groups a smaller one (finer steps). For single-stage parts; wk->vec (and vec0), gs, gq and wt
@@ -57,7 +57,7 @@ float *hci_vq_part_hessian(const hci_matrix *w, const hci_vq_scales *sc, const u
 int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads);
 
 /* Row scale codes chosen by their error once the codebook is fixed, as group codes are: each
- * row tries its RMS code and the codes within +-4 eighth-octaves. Only for a layout of one part
+ * row tries its RMS code and the codes within +-8 eighth-octaves. Only for a layout of one part
  * with one stage, row scales, no group scales and no Hessian (the row scales are shared by the
  * parts, and group codes are fitted instead when there are groups). sc->rq/rs and wk->vec (and
  * vec0), rs2 and wt change; idx receives the new assignment. */
