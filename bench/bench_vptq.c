@@ -346,7 +346,7 @@ static json_object *refine_case(uint32_t steps)
     uint32_t *colmap = malloc(sizeof(uint32_t) * cols);
     for (int64_t c = 0; c < cols; c++)
         colmap[c] = (uint32_t)c;
-    hci_vq_part_cfg pc = { 4, { 8, 0 }, 0 };
+    hci_vq_part_cfg pc = { 4, { 8, 0 }, 0, 0 };
     hc_vptq_options o = HC_VPTQ_OPTIONS_INIT;
     json_object *res = json_object_new_object();
     json_object_object_add(res, "rows", json_object_new_int64(rows));

@@ -108,18 +108,27 @@ typedef struct assign_job {
     argmin_fn argmin;
 } assign_job;
 
-static int64_t block_points(uint32_t k)
+/* Points per sgemm block: the distances stay in L2, and m x n x k stays at or below 2^18,
+ * under which OpenBLAS runs a product on the calling thread. Above it, every small product of
+ * every worker would wake the BLAS's own threads: with the library's workers already on every
+ * core, that oversubscription cost the VPTQ encoder more than half its time. */
+#define KM_BLAS_SINGLE (1u << 18)
+
+static int64_t block_points(uint32_t k, uint32_t dim)
 {
     int64_t b = KM_SCRATCH / k;
     if (b > 1024)
         b = 1024;
+    int64_t single = (int64_t)KM_BLAS_SINGLE / ((int64_t)k * dim);
+    if (b > single)
+        b = single;
     return b < 1 ? 1 : b;
 }
 
 static int assign_range(void *ctx, int64_t begin, int64_t end)
 {
     assign_job *j = ctx;
-    int64_t bp = block_points(j->k);
+    int64_t bp = block_points(j->k, j->dim);
     float *g = hci_aligned_array((size_t)bp * j->k, sizeof(float));
     if (!g)
         return HC_ENOMEM;

@@ -12,6 +12,9 @@
 #include "common/crc32c.h"
 #include "common/half.h"
 #include "harness.h"
+#include "kmeans.h"
+#include "vptq/builtin.h"
+#include "vptq/encode.h"
 #include "vptq/vptq.h"
 
 static hc_compressor *make(const char *spec)
@@ -59,7 +62,7 @@ START_TEST(tiny_tensor_has_the_documented_layout)
     /* header 24, 2 dims, params 8 + 4, codebook 2 x 2 fp16, 8 one-bit indices, CRC */
     ck_assert_uint_eq(size, 24 + 16 + 12 + 8 + 1 + 4);
     const uint8_t *params = b + 40, *payload = b + 52;
-    const uint8_t expect_params[12] = { 1, 0, 1, 0, 0, 0, 0, 0, 2, 1, 0, 0 };
+    const uint8_t expect_params[12] = { 2, 0, 1, 0, 0, 0, 0, 0, 2, 1, 0, 0 };
     ck_assert_mem_eq(params, expect_params, 12);
     float c0 = hci_f16_to_f32(hci_get_u16(payload)), c1 = hci_f16_to_f32(hci_get_u16(payload + 2));
     float e1 = hci_f16_to_f32(hci_get_u16(payload + 4));
@@ -575,15 +578,20 @@ START_TEST(compression_is_deterministic)
 {
     float *w = test_laplace(19, 96 * 80, 1.0);
     hc_tensor_view v = test_view2("det", w, 96, 80);
-    hc_ctensor *a = compress("vptq:3bit,threads=2", &v), *b = compress("vptq:3bit,threads=2", &v);
-    size_t na, nb;
-    uint8_t *sa = serialize(a, &na), *sb = serialize(b, &nb);
-    ck_assert_uint_eq(na, nb);
-    ck_assert_mem_eq(sa, sb, na);
-    free(sa);
-    free(sb);
-    hc_ctensor_free(a);
-    hc_ctensor_free(b);
+    /* the planner's default, the built-in codebook, and Lloyd on all vectors after a subsample */
+    static const char *specs[] = { "vptq:3bit,threads=2", "vptq:4bit,codebook=builtin,threads=2",
+                                   "vptq:bpw=0,v=2,k=16,residual=0,scale=row,train=500,threads=2" };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        hc_ctensor *a = compress(specs[i], &v), *b = compress(specs[i], &v);
+        size_t na, nb;
+        uint8_t *sa = serialize(a, &na), *sb = serialize(b, &nb);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_mem_eq(sa, sb, na);
+        free(sa);
+        free(sb);
+        hc_ctensor_free(a);
+        hc_ctensor_free(b);
+    }
     free(w);
 }
 END_TEST
@@ -615,8 +623,10 @@ START_TEST(hostile_payloads_are_rejected)
         uint8_t val;
         const char *msg;
     } edits[] = {
-        { P + 0, 2, "layout version 2" },
-        { P + 1, 8, "unknown scale flags" },
+        { P + 0, 0, "layout version 0" },
+        { P + 0, 3, "layout version 3; this library reads versions 1 and 2" },
+        { P + 1, 16 | 3, "(layout version 2) has unknown flags 0x13" },
+        { P + 1, 4 | 3, "built-in codebook of 4-vectors at 4 bits; there is none" },
         { P + 2, 1, "declares 1 parts with 3 outlier columns" },
         { P + 3, 1, "nonzero reserved byte" },
         { P + 4, 30, "declares 30 outlier columns of 30" },
@@ -685,11 +695,13 @@ START_TEST(bad_specs_and_options_are_rejected)
     ck_assert_status(hc_compressor_from_spec(&c, "vptq:residual=6"), HC_EINVAL, "residual=6");
     ck_assert_status(hc_compressor_from_spec(&c, "vptq:grokfast=2"), HC_EINVAL, "grokfast=2");
     ck_assert_status(hc_compressor_from_spec(&c, "vptq:color=red"), HC_EINVAL, "unknown key 'color'");
+    ck_assert_status(hc_compressor_from_spec(&c, "vptq:codebook=shared"), HC_EINVAL,
+                     "codebook=shared is not one of auto, learned, builtin");
     ck_assert_ptr_null(c);
     c = make("vptq:3bit,v=4,residual=auto,seed=7,threads=2");
     ck_assert_str_eq(hc_compressor_spec(c),
                      "vptq:bpw=3.06,v=4,k=auto,residual=auto,outlier=0,scale=auto,iters=20,refine=0,grokfast=1,"
-                     "seed=7,train=262144,threads=2");
+                     "seed=7,train=262144,threads=2,codebook=auto");
     hc_compressor *again = make(hc_compressor_spec(c));
     ck_assert_str_eq(hc_compressor_spec(again), hc_compressor_spec(c));
     hc_compressor_free(again);
@@ -703,6 +715,9 @@ START_TEST(bad_specs_and_options_are_rejected)
     o.k = 100;
     ck_assert_status(hc_vptq_new(&c, &o), HC_EINVAL, "k = 100");
     o.k = 0;
+    o.codebook = (hc_vptq_codebook)3;
+    ck_assert_status(hc_vptq_new(&c, &o), HC_EINVAL, "unknown codebook source 3");
+    o.codebook = HC_VPTQ_CODEBOOK_AUTO;
     o.struct_size = sizeof o + 4;
     ck_assert_status(hc_vptq_new(&c, &o), HC_EVERSION, "larger");
     ck_assert_status(hc_vptq_new(NULL, NULL), HC_EINVAL, "out is NULL");
@@ -735,12 +750,288 @@ START_TEST(out_of_memory_is_reported)
 }
 END_TEST
 
+START_TEST(builtin_codebooks_round_trip_and_cost_nothing)
+{
+    /* the tables: every documented (v, bits) exists, finite and centred; centroids of unit-variance
+     * data, so of the order of 1 (the rare outer ones, counted once each, make the mean square
+     * exceed 1) */
+    static const uint32_t have[][3] = { { 2, 4, 10 }, { 3, 6, 12 }, { 4, 8, 12 } };
+    for (int i = 0; i < 3; i++)
+        for (uint32_t b = have[i][1]; b <= have[i][2]; b++) {
+            const uint16_t *t = hci_vq_builtin_table(have[i][0], b);
+            ck_assert_ptr_nonnull(t);
+            double sum = 0, sq = 0;
+            size_t n = ((size_t)1 << b) * have[i][0];
+            for (size_t j = 0; j < n; j++) {
+                float f = hci_f16_to_f32(t[j]);
+                ck_assert(isfinite(f));
+                sum += f;
+                sq += (double)f * f;
+            }
+            ck_assert_msg(fabs(sum / n) < 0.1 && sq / n > 0.5 && sq / n < 4.0, "v=%u bits=%u: mean %g, ms %g",
+                          have[i][0], b, sum / n, sq / n);
+        }
+    ck_assert_ptr_null(hci_vq_builtin_table(2, 11));
+    ck_assert_ptr_null(hci_vq_builtin_table(5, 8));
+
+    /* a heavy-tailed 192 x 320 matrix at the 3- and 4-bit budgets with the built-in codebook:
+     * within the budget, the flag set, no codebook bytes, matvec equal to decode + dot */
+    const int64_t rows = 192, cols = 320;
+    float *w = test_laplace(40, (size_t)(rows * cols), 1.0);
+    hc_tensor_view v = test_view2("builtin", w, rows, cols);
+    static const struct {
+        const char *spec;
+        double bpw, bound;
+    } cases[] = { { "vptq:3bit,codebook=builtin", 3.06, 0.20 }, { "vptq:4bit,codebook=builtin", 4.25, 0.11 } };
+    for (int i = 0; i < 2; i++) {
+        hc_ctensor *ct = compress(cases[i].spec, &v);
+        hc_stats st = HC_STATS_INIT;
+        ck_assert_ok(hc_ctensor_stats(&st, ct));
+        float *d = decode(ct);
+        double e = test_rel_rmse(w, d, (size_t)(rows * cols));
+        ck_assert_msg(st.bpw <= cases[i].bpw && e < cases[i].bound, "%s: %g bpw, rel_rmse %g", cases[i].spec,
+                      st.bpw, e);
+        size_t size;
+        uint8_t *b = serialize(ct, &size);
+        const uint8_t *params = b + 40;
+        ck_assert_uint_eq(params[0], 2);
+        ck_assert(params[1] & VQ_FLAG_BUILTIN0);
+        hci_vq_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.flags = params[1] & 3u;
+        cfg.part[0].v = params[8];
+        cfg.part[0].bits[0] = params[9];
+        cfg.part[0].gsegs = params[11];
+        cfg.part[0].builtin = 1;
+        ck_assert_uint_eq(params[10], 0);
+        hci_vq_sections sec;
+        ck_assert(hci_vq_layout(&sec, &cfg, rows, cols));
+        ck_assert_uint_eq(sec.cb[0][1], sec.cb[0][0]); /* the main codebook takes no bytes */
+        ck_assert_uint_eq(hci_vq_serialized_bytes(&cfg, rows, cols, 2), size);
+        float *x = test_gauss(41, (size_t)cols, 1.0), *y = malloc(sizeof(float) * rows);
+        double *yr = malloc(sizeof(double) * rows);
+        ck_assert_ok(hc_ctensor_matvec(ct, x, y));
+        reference_matvec(d, x, yr, rows, cols);
+        for (int64_t r = 0; r < rows; r++)
+            ck_assert_msg(fabs(y[r] - yr[r]) <= 1e-4 * (1.0 + fabs(yr[r])), "row %lld: %g vs %g", (long long)r,
+                          (double)y[r], yr[r]);
+        /* a round trip through bytes decodes the same */
+        hc_ctensor *back = NULL;
+        ck_assert_ok(hc_ctensor_deserialize(&back, b, size));
+        float *d2 = decode(back);
+        ck_assert_mem_eq(d, d2, sizeof(float) * (size_t)(rows * cols));
+        free(d2);
+        hc_ctensor_free(back);
+        free(x);
+        free(y);
+        free(yr);
+        free(b);
+        free(d);
+        hc_ctensor_free(ct);
+    }
+    /* the planner's choice under a budget never exceeds it, built-in or learned */
+    hc_ctensor *ct = compress("vptq:3bit", &v);
+    hc_stats st = HC_STATS_INIT;
+    ck_assert_ok(hc_ctensor_stats(&st, ct));
+    ck_assert(st.bpw <= 3.06);
+    hc_ctensor_free(ct);
+    /* a budget no built-in layout fits names the tensor */
+    hc_compressor *c = make("vptq:bpw=1,codebook=builtin");
+    ck_assert_status(hc_compress(&ct, c, &v), HC_EINVAL, "tensor 'builtin' (192 x 320) cannot be coded in 1 bpw");
+    hc_compressor_free(c);
+    free(w);
+}
+END_TEST
+
+START_TEST(version_1_files_still_read_and_builtin_flags_are_checked)
+{
+    float *w = test_gauss(42, 48 * 40, 1.0);
+    hc_tensor_view v = test_view2("v1", w, 48, 40);
+    hc_ctensor *ct = compress("vptq:bpw=0,v=4,k=16,residual=0,scale=row", &v);
+    size_t size;
+    uint8_t *b = serialize(ct, &size);
+    float *d = decode(ct);
+    /* a learned layout is byte for byte the same in version 1 */
+    ck_assert_uint_eq(b[40], 2);
+    b[40] = 1;
+    fix_crc(b, size);
+    hc_ctensor *back = NULL;
+    ck_assert_ok(hc_ctensor_deserialize(&back, b, size));
+    float *d1 = decode(back);
+    ck_assert_mem_eq(d, d1, sizeof(float) * 48 * 40);
+    free(d1);
+    hc_ctensor_free(back);
+    /* version 1 knows no built-in codebooks */
+    b[41] |= VQ_FLAG_BUILTIN0;
+    fix_crc(b, size);
+    ck_assert_status(hc_ctensor_deserialize(&back, b, size), HC_EFORMAT, "(layout version 1) has unknown flags 0x05");
+    /* version 2: part 1's flag without a part 1, and a payload that still holds the codebook */
+    b[40] = 2;
+    b[41] = VQ_FLAG_ROW | VQ_FLAG_BUILTIN1;
+    fix_crc(b, size);
+    ck_assert_status(hc_ctensor_deserialize(&back, b, size), HC_EFORMAT, "built-in codebook for part 1 but has 1 part");
+    b[41] = VQ_FLAG_ROW | VQ_FLAG_BUILTIN0;
+    fix_crc(b, size);
+    ck_assert_status(hc_ctensor_deserialize(&back, b, size), HC_EFORMAT, "built-in codebook of 4-vectors at 4 bits");
+    b[49] = 8; /* v = 4, 8 bits: a table exists, but 16 x 4 fp16 of codebook are still in the payload */
+    fix_crc(b, size);
+    ck_assert_status(hc_ctensor_deserialize(&back, b, size), HC_EFORMAT, "payload of");
+    free(d);
+    free(b);
+    hc_ctensor_free(ct);
+    free(w);
+}
+END_TEST
+
+START_TEST(lloyd_on_all_vectors_after_a_subsample)
+{
+    /* 256 x 256 Gaussian, v = 2, k = 16 (2 bits a weight): trained on 500 of 32768 vectors,
+     * then Lloyd on all of them; the optimal 16-point 2-D quantiser of N(0, I) is near 0.33 */
+    float *w = test_gauss(43, 256 * 256, 1.0);
+    hc_tensor_view v = test_view2("sub", w, 256, 256);
+    hc_ctensor *ct = compress("vptq:bpw=0,v=2,k=16,residual=0,scale=none,train=500", &v);
+    float *d = decode(ct);
+    double e = test_rel_rmse(w, d, 256 * 256);
+    ck_assert_msg(e < 0.345, "rel_rmse %g", e);
+    free(d);
+    hc_ctensor_free(ct);
+    free(w);
+}
+END_TEST
+
+/* sum of rs2 x gs^2 x dimw x (vec - centroid)^2 over a part: its error in the original space */
+static double work_error(const hci_vq_work *wk, const float *cb, const uint32_t *idx)
+{
+    double e = 0;
+    for (uint32_t s = 0; s < wk->segs; s++)
+        for (int64_t r = 0; r < wk->rows; r++) {
+            size_t i = (size_t)s * (size_t)wk->rows + (size_t)r;
+            double g = hci_vq_work_gs(wk, s, r);
+            for (uint32_t t = 0; t < wk->v && s * wk->v + t < wk->ncols; t++) {
+                double d = (double)wk->vec[i * wk->v + t] - cb[(size_t)idx[i] * wk->v + t];
+                e += wk->rs2[r] * g * g * wk->dimw[s * wk->v + t] * d * d;
+            }
+        }
+    return e;
+}
+
+START_TEST(group_scales_fitted_to_a_fixed_codebook_lower_the_error)
+{
+    /* heavy-tailed rows, row scales, groups of 8 values, the built-in 64 x 2 table */
+    const int64_t rows = 64, cols = 96;
+    float *w = test_laplace(44, (size_t)(rows * cols), 1.0);
+    for (int64_t i = 0; i < rows * cols; i += 37)
+        w[i] *= 6.0f; /* a few large values, as trained weights have */
+    hci_matrix m = { "groups", w, rows, cols, rows * cols, NULL, NULL };
+    hci_vq_scales sc;
+    ck_assert_ok(hci_vq_make_scales(&sc, &m, VQ_FLAG_ROW));
+    uint32_t colsel[96];
+    for (uint32_t c = 0; c < 96; c++)
+        colsel[c] = c;
+    hci_vq_work wk;
+    ck_assert_ok(hci_vq_make_work(&wk, &m, &sc, colsel, 96, 2, 4, 0));
+    size_t n = (size_t)wk.segs * (size_t)rows, ng = (size_t)rows * wk.ngroups;
+    float cb[64 * 2];
+    hci_vq_builtin_load(cb, 2, 6);
+    uint32_t *idx = malloc(sizeof(uint32_t) * n);
+    uint8_t *q0 = malloc(ng);
+    memcpy(q0, wk.gq, ng);
+    ck_assert_ok(hci_kmeans_assign(idx, NULL, wk.vec, n, 2, cb, 64, NULL, 1));
+    double before = work_error(&wk, cb, idx);
+    ck_assert_ok(hci_vq_refit_groups(&wk, cb, idx, 64, 2));
+    double after = work_error(&wk, cb, idx);
+    ck_assert_msg(after < 0.97 * before, "error %g after the refit, %g before", after, before);
+    int moved = 0;
+    for (size_t g = 0; g < ng; g++) {
+        ck_assert(wk.gq[g] <= 15 && abs((int)wk.gq[g] - (int)q0[g]) <= 3);
+        ck_assert_float_eq(wk.gs[g], hci_vq_group_scale(wk.gq[g]));
+        moved += wk.gq[g] != q0[g];
+    }
+    ck_assert(moved > 0);
+    /* the vectors are the original values over the new scales, and idx their nearest centroids */
+    uint32_t *again = malloc(sizeof(uint32_t) * n);
+    ck_assert_ok(hci_kmeans_assign(again, NULL, wk.vec, n, 2, cb, 64, NULL, 1));
+    ck_assert_mem_eq(again, idx, sizeof(uint32_t) * n);
+    for (uint32_t s = 0; s < wk.segs; s++)
+        for (int64_t r = 0; r < rows; r++)
+            for (uint32_t t = 0; t < 2; t++) {
+                double orig = w[r * cols + s * 2 + t];
+                double back = (double)wk.vec[((size_t)s * rows + (size_t)r) * 2 + t] * hci_vq_work_gs(&wk, s, r) *
+                              sc.rs[r];
+                ck_assert_msg(fabs(orig - back) <= 1e-5 * (1 + fabs(orig)), "(%lld, %u): %g vs %g", (long long)r,
+                              s * 2 + t, orig, back);
+            }
+    free(again);
+    free(q0);
+    free(idx);
+    hci_vq_free_work(&wk);
+    hci_vq_free_scales(&sc);
+    free(w);
+}
+END_TEST
+
+START_TEST(row_scales_fitted_to_a_fixed_codebook_lower_the_error)
+{
+    /* rows of different tails (some Laplace, some uniform), row scales, the built-in 256 x 3 table */
+    const int64_t rows = 48, cols = 60;
+    float *w = test_laplace(45, (size_t)(rows * cols), 1.0);
+    for (int64_t r = 0; r < rows; r += 3)
+        for (int64_t c = 0; c < cols; c++)
+            w[r * cols + c] = (float)((double)((r * 7919 + c * 104729) % 1000) / 500.0 - 1.0);
+    hci_matrix m = { "rows", w, rows, cols, rows * cols, NULL, NULL };
+    hci_vq_scales sc;
+    ck_assert_ok(hci_vq_make_scales(&sc, &m, VQ_FLAG_ROW));
+    uint32_t colsel[60];
+    for (uint32_t c = 0; c < 60; c++)
+        colsel[c] = c;
+    hci_vq_work wk;
+    ck_assert_ok(hci_vq_make_work(&wk, &m, &sc, colsel, 60, 3, 0, 1));
+    size_t n = (size_t)wk.segs * (size_t)rows;
+    float cb[256 * 3];
+    hci_vq_builtin_load(cb, 3, 8);
+    uint32_t *idx = malloc(sizeof(uint32_t) * n);
+    uint8_t q0[48];
+    memcpy(q0, sc.rq, sizeof q0);
+    ck_assert_ok(hci_kmeans_assign(idx, NULL, wk.vec, n, 3, cb, 256, NULL, 1));
+    double before = work_error(&wk, cb, idx);
+    ck_assert_ok(hci_vq_refit_rows(&wk, &sc, cb, idx, 256, 2));
+    double after = work_error(&wk, cb, idx);
+    ck_assert_msg(after < 0.97 * before, "error %g after the refit, %g before", after, before);
+    int moved = 0;
+    float base = hci_f16_to_f32(sc.rbase_h);
+    for (int64_t r = 0; r < rows; r++) {
+        ck_assert(sc.rq[r] <= 254 && abs((int)sc.rq[r] - (int)q0[r]) <= 8);
+        ck_assert_float_eq(sc.rs[r], hci_vq_row_scale(base, sc.rq[r]));
+        ck_assert_float_eq(wk.rs2[r], sc.rs[r] * sc.rs[r]);
+        moved += sc.rq[r] != q0[r];
+    }
+    ck_assert(moved > 0);
+    uint32_t *again = malloc(sizeof(uint32_t) * n);
+    ck_assert_ok(hci_kmeans_assign(again, NULL, wk.vec, n, 3, cb, 256, NULL, 1));
+    ck_assert_mem_eq(again, idx, sizeof(uint32_t) * n);
+    ck_assert_mem_eq(wk.vec0, wk.vec, sizeof(float) * n * 3);
+    for (uint32_t s = 0; s < wk.segs; s++)
+        for (int64_t r = 0; r < rows; r++)
+            for (uint32_t t = 0; t < 3; t++) {
+                double orig = w[r * cols + s * 3 + t];
+                double back = (double)wk.vec[((size_t)s * rows + (size_t)r) * 3 + t] * sc.rs[r];
+                ck_assert_msg(fabs(orig - back) <= 1e-5 * (1 + fabs(orig)), "(%lld, %u): %g vs %g", (long long)r,
+                              s * 3 + t, orig, back);
+            }
+    free(again);
+    free(idx);
+    hci_vq_free_work(&wk);
+    hci_vq_free_scales(&sc);
+    free(w);
+}
+END_TEST
+
 START_TEST(slow_gaussian_2bit_on_a_large_matrix)
 {
-    /* Gaussian 4096 x 4096 at the 2-bit preset: v = 6, k = 4096 measures 0.3046 with the default
-     * training sample (the issue asks for 0.30; doc/algorithms.md has the numbers); the bound
-     * here guards against regressions */
-    check_round_trip("vptq:2bit,threads=2", 4096, 4096, 2.06, 0.306, 0);
+    /* Gaussian 4096 x 4096 at the 2-bit preset: v = 6, k = 4096, trained on the default sample
+     * then Lloyd on all vectors, measures 0.2999 on the bench's matrix (the issue asks for 0.30;
+     * doc/algorithms.md has the numbers); the bound here guards against regressions */
+    check_round_trip("vptq:2bit,threads=2", 4096, 4096, 2.06, 0.301, 0);
 }
 END_TEST
 
@@ -765,6 +1056,11 @@ static Suite *vptq_suite(int slow)
         tcase_add_test(tc, hostile_payloads_are_rejected);
         tcase_add_test(tc, bad_specs_and_options_are_rejected);
         tcase_add_test(tc, out_of_memory_is_reported);
+        tcase_add_test(tc, builtin_codebooks_round_trip_and_cost_nothing);
+        tcase_add_test(tc, version_1_files_still_read_and_builtin_flags_are_checked);
+        tcase_add_test(tc, lloyd_on_all_vectors_after_a_subsample);
+        tcase_add_test(tc, group_scales_fitted_to_a_fixed_codebook_lower_the_error);
+        tcase_add_test(tc, row_scales_fitted_to_a_fixed_codebook_lower_the_error);
     }
     suite_add_tcase(s, tc);
     return s;

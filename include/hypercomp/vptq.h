@@ -12,7 +12,7 @@
  *
  * Spec strings: `vptq:2bit`, `vptq:3bit`, `vptq:4bit` (budgets 2.06, 3.06 and 4.25 bpw), and
  * the keys `bpw`, `v`, `k`, `residual`, `outlier`, `scale` (none|row|col|both|auto), `iters`,
- * `refine`, `grokfast`, `seed`, `train`, `threads`.
+ * `refine`, `grokfast`, `seed`, `train`, `threads`, `codebook` (auto|learned|builtin).
  */
 #ifndef HYPERCOMP_VPTQ_H
 #define HYPERCOMP_VPTQ_H
@@ -29,6 +29,16 @@ typedef enum hc_vptq_scale {
     HC_VPTQ_SCALE_COL = 3,    /**< One fp16 scale per column. */
     HC_VPTQ_SCALE_BOTH = 4    /**< Column scales, then row scales. */
 } hc_vptq_scale;
+
+/** @brief Where the main codebook comes from. The numbers are stable. */
+typedef enum hc_vptq_codebook {
+    HC_VPTQ_CODEBOOK_AUTO = 0,     /**< Chosen per tensor by measurement. */
+    HC_VPTQ_CODEBOOK_LEARNED = 1,  /**< k-means on the tensor, stored in fp16. */
+    HC_VPTQ_CODEBOOK_BUILTIN = 2   /**< A constant table shipped in the library (k-means centroids of
+                                        unit-variance Laplace vectors), not stored: it costs no bits.
+                                        Exists for v = 2 (k = 16..1024), 3 (k = 64..4096) and 4
+                                        (k = 256..4096); needs row or column scales. */
+} hc_vptq_codebook;
 
 /** @brief Options of the VPTQ compressor. Initialise with #HC_VPTQ_OPTIONS_INIT. */
 typedef struct hc_vptq_options {
@@ -50,6 +60,7 @@ typedef struct hc_vptq_options {
     uint32_t train_points;     /**< Codebooks train on at most this many vectors (seeded subsample);
                                     0 = all (default 262144). */
     uint32_t threads;          /**< Threads for compression; 0 = all online CPUs (default 1). */
+    hc_vptq_codebook codebook; /**< Main codebook source (default #HC_VPTQ_CODEBOOK_AUTO). */
 } hc_vptq_options;
 
 /** @brief #hc_vptq_options.residual_k value meaning "let the planner decide". */
@@ -58,7 +69,7 @@ typedef struct hc_vptq_options {
 /** @brief Static initialiser: the `vptq:2bit` preset (2.06 bpw, everything chosen per tensor). */
 #define HC_VPTQ_OPTIONS_INIT                                                                          \
     { sizeof(hc_vptq_options), 2.06f, 0u, 0u, HC_VPTQ_AUTO, 0.0f, HC_VPTQ_SCALE_AUTO, 20u, 0u, 1u, 1u, \
-      262144u, 1u }
+      262144u, 1u, HC_VPTQ_CODEBOOK_AUTO }
 
 /**
  * @brief Initialises VPTQ options to their defaults.

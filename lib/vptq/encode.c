@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/half.h"
 #include "kmeans.h"
+#include "vptq/builtin.h"
 #include "vptq/encode.h"
 
 void hci_vq_round_f16(float *x, size_t n)
@@ -247,6 +248,225 @@ static const float *weights_or_null(const hci_vq_work *wk)
     return total > 0.0 ? wk->wt : NULL;
 }
 
+/* Lloyd iterations on every vector after the codebook was trained on a subsample: each centroid
+ * becomes the weighted mean of the vectors assigned to it (rounded to fp16, as stored), then all
+ * are reassigned. The subsample's centroids fit the subsample; these fit the tensor, which lowers
+ * the out-of-sample error the subsample leaves. Stops early when the error stops falling. */
+#define FULL_LLOYD_ITERS 10u
+
+static int full_lloyd(float *cb, uint32_t *idx, const float *vec, const float *wt, size_t n, uint32_t v, uint32_t k,
+                      uint32_t threads)
+{
+    double *sum = hci_calloc((size_t)k * v, sizeof(double)), *cnt = hci_calloc(k, sizeof(double));
+    float *dist = hci_malloc_array(n, sizeof(float));
+    float *prev = hci_malloc_array(k, (size_t)v * sizeof(float));
+    uint32_t *pidx = hci_malloc_array(n, sizeof(uint32_t));
+    int rc = (!sum || !cnt || !dist || !prev || !pidx) ? HC_ENOMEM : HC_OK;
+    double last = INFINITY;
+    if (rc == HC_OK)
+        rc = hci_kmeans_assign(idx, dist, vec, n, v, cb, k, NULL, threads);
+    for (uint32_t it = 0; rc == HC_OK; it++) {
+        double obj = 0.0;
+        for (size_t i = 0; i < n; i++)
+            obj += (wt ? wt[i] : 1.0) * dist[i];
+        if (obj > last * (1.0 - 1e-4)) {
+            if (obj > last) { /* worse: go back to the previous codebook and assignment */
+                memcpy(cb, prev, sizeof(float) * (size_t)k * v);
+                memcpy(idx, pidx, sizeof(uint32_t) * n);
+            }
+            break;
+        }
+        last = obj;
+        if (it == FULL_LLOYD_ITERS)
+            break;
+        memcpy(prev, cb, sizeof(float) * (size_t)k * v);
+        memcpy(pidx, idx, sizeof(uint32_t) * n);
+        memset(sum, 0, sizeof(double) * (size_t)k * v);
+        memset(cnt, 0, sizeof(double) * k);
+        for (size_t i = 0; i < n; i++) {
+            double w = wt ? wt[i] : 1.0;
+            cnt[idx[i]] += w;
+            for (uint32_t t = 0; t < v; t++)
+                sum[(size_t)idx[i] * v + t] += w * vec[i * v + t];
+        }
+        for (uint32_t c = 0; c < k; c++)
+            if (cnt[c] > 0.0)
+                for (uint32_t t = 0; t < v; t++)
+                    cb[(size_t)c * v + t] = (float)(sum[(size_t)c * v + t] / cnt[c]);
+        hci_vq_round_f16(cb, (size_t)k * v);
+        rc = hci_kmeans_assign(idx, dist, vec, n, v, cb, k, NULL, threads);
+    }
+    hci_free(sum);
+    hci_free(cnt);
+    hci_free(dist);
+    hci_free(prev);
+    hci_free(pidx);
+    return rc;
+}
+
+#define GROUP_SEARCH 3
+
+int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads)
+{
+    size_t n = (size_t)wk->segs * (size_t)wk->rows, ng = (size_t)wk->rows * wk->ngroups;
+    uint32_t v = wk->v;
+    float *y = hci_malloc_array(n, (size_t)v * sizeof(float)), *t = hci_malloc_array(n, (size_t)v * sizeof(float));
+    uint32_t *ti = hci_malloc_array(n, sizeof(uint32_t));
+    double *err = hci_malloc_array(ng, sizeof(double)), *best = hci_malloc_array(ng, sizeof(double));
+    int8_t *pick = hci_calloc(ng, 1);
+    int rc = (!y || !t || !ti || !err || !best || !pick) ? HC_ENOMEM : HC_OK;
+    /* y: the vectors before their group scale */
+    for (uint32_t s = 0; rc == HC_OK && s < wk->segs; s++)
+        for (int64_t r = 0; r < wk->rows; r++) {
+            size_t i = (size_t)s * (size_t)wk->rows + (size_t)r;
+            float g = hci_vq_work_gs(wk, s, r);
+            for (uint32_t u = 0; u < v; u++)
+                y[i * v + u] = wk->vec[i * v + u] * g;
+        }
+    for (int d = 0; rc == HC_OK && d <= 2 * GROUP_SEARCH; d++) {
+        int off = d == 0 ? 0 : (d % 2 ? (d + 1) / 2 : -(d / 2)); /* 0, +1, -1, +2, -2 */
+        for (uint32_t s = 0; s < wk->segs; s++)
+            for (int64_t r = 0; r < wk->rows; r++) {
+                size_t i = (size_t)s * (size_t)wk->rows + (size_t)r, gi = (size_t)r * wk->ngroups + s / wk->gsegs;
+                int q = (int)wk->gq[gi] + off;
+                float g = hci_vq_group_scale((uint32_t)(q < 0 ? 0 : (q > 15 ? 15 : q)));
+                for (uint32_t u = 0; u < v; u++)
+                    t[i * v + u] = y[i * v + u] / g;
+            }
+        rc = hci_kmeans_assign(ti, NULL, t, n, v, cb, k, NULL, threads);
+        if (rc != HC_OK)
+            break;
+        memset(err, 0, sizeof(double) * ng);
+        for (uint32_t s = 0; s < wk->segs; s++)
+            for (int64_t r = 0; r < wk->rows; r++) {
+                size_t i = (size_t)s * (size_t)wk->rows + (size_t)r, gi = (size_t)r * wk->ngroups + s / wk->gsegs;
+                int q = (int)wk->gq[gi] + off;
+                float g = hci_vq_group_scale((uint32_t)(q < 0 ? 0 : (q > 15 ? 15 : q)));
+                const float *c = cb + (size_t)ti[i] * v;
+                for (uint32_t u = 0; u < v && s * v + u < wk->ncols; u++) {
+                    double e = (double)y[i * v + u] - (double)g * c[u];
+                    err[gi] += wk->dimw[s * v + u] * e * e;
+                }
+            }
+        for (size_t gi = 0; gi < ng; gi++) {
+            int q = (int)wk->gq[gi] + off;
+            if (d == 0 || (q >= 0 && q <= 15 && err[gi] < best[gi])) {
+                best[gi] = err[gi];
+                pick[gi] = (int8_t)off;
+            }
+        }
+    }
+    if (rc == HC_OK) {
+        for (size_t gi = 0; gi < ng; gi++) {
+            uint32_t q = (uint32_t)((int)wk->gq[gi] + pick[gi]);
+            float g0 = wk->gs[gi];
+            wk->gq[gi] = (uint8_t)q;
+            wk->gs[gi] = hci_vq_group_scale(q);
+            pick[gi] = 0;
+            best[gi] = ((double)wk->gs[gi] * wk->gs[gi]) / ((double)g0 * g0); /* weight ratio */
+        }
+        for (uint32_t s = 0; s < wk->segs; s++)
+            for (int64_t r = 0; r < wk->rows; r++) {
+                size_t i = (size_t)s * (size_t)wk->rows + (size_t)r, gi = (size_t)r * wk->ngroups + s / wk->gsegs;
+                float g = wk->gs[gi];
+                for (uint32_t u = 0; u < v; u++) {
+                    wk->vec[i * v + u] = y[i * v + u] / g;
+                    if (wk->vec0)
+                        wk->vec0[i * v + u] = wk->vec[i * v + u];
+                }
+                wk->wt[i] = (float)(wk->wt[i] * best[gi]);
+            }
+        rc = hci_kmeans_assign(idx, NULL, wk->vec, n, v, cb, k, NULL, threads);
+    }
+    hci_free(y);
+    hci_free(t);
+    hci_free(ti);
+    hci_free(err);
+    hci_free(best);
+    hci_free(pick);
+    return rc;
+}
+
+#define ROW_SEARCH 8
+
+int hci_vq_refit_rows(hci_vq_work *wk, hci_vq_scales *sc, const float *cb, uint32_t *idx, uint32_t k,
+                      uint32_t threads)
+{
+    size_t n = (size_t)wk->segs * (size_t)wk->rows, rows = (size_t)wk->rows;
+    uint32_t v = wk->v;
+    float base = hci_f16_to_f32(sc->rbase_h);
+    float *y = hci_malloc_array(n, (size_t)v * sizeof(float)), *t = hci_malloc_array(n, (size_t)v * sizeof(float));
+    uint32_t *ti = hci_malloc_array(n, sizeof(uint32_t));
+    double *err = hci_malloc_array(rows, sizeof(double)), *best = hci_malloc_array(rows, sizeof(double));
+    int *pick = hci_calloc(rows, sizeof(int));
+    int rc = (!y || !t || !ti || !err || !best || !pick) ? HC_ENOMEM : HC_OK;
+    /* y: the vectors before their row scale (a zero row, code 255, keeps its code) */
+    for (size_t i = 0; rc == HC_OK && i < n; i++)
+        for (uint32_t u = 0; u < v; u++)
+            y[i * v + u] = wk->vec[i * v + u] * sc->rs[i % rows];
+    for (int d = 0; rc == HC_OK && d <= 2 * ROW_SEARCH; d++) {
+        int off = d == 0 ? 0 : (d % 2 ? (d + 1) / 2 : -(d / 2));
+        for (size_t i = 0; i < n; i++) {
+            size_t r = i % rows;
+            int q = (int)sc->rq[r] + off;
+            float f = sc->rq[r] == 255 ? 0.0f : hci_vq_row_scale(base, (uint8_t)(q < 0 ? 0 : (q > 254 ? 254 : q)));
+            for (uint32_t u = 0; u < v; u++)
+                t[i * v + u] = f > 0.0f ? y[i * v + u] / f : 0.0f;
+        }
+        rc = hci_kmeans_assign(ti, NULL, t, n, v, cb, k, NULL, threads);
+        if (rc != HC_OK)
+            break;
+        memset(err, 0, sizeof(double) * rows);
+        for (size_t i = 0; i < n; i++) {
+            size_t r = i % rows, s = i / rows;
+            int q = (int)sc->rq[r] + off;
+            float f = sc->rq[r] == 255 ? 0.0f : hci_vq_row_scale(base, (uint8_t)(q < 0 ? 0 : (q > 254 ? 254 : q)));
+            const float *c = cb + (size_t)ti[i] * v;
+            for (uint32_t u = 0; u < v && s * v + u < wk->ncols; u++) {
+                double e = (double)y[i * v + u] - (double)f * c[u];
+                err[r] += wk->dimw[s * v + u] * e * e;
+            }
+        }
+        for (size_t r = 0; r < rows; r++) {
+            int q = (int)sc->rq[r] + off;
+            if (d == 0 || (sc->rq[r] != 255 && q >= 0 && q <= 254 && err[r] < best[r])) {
+                best[r] = err[r];
+                pick[r] = off;
+            }
+        }
+    }
+    if (rc == HC_OK) {
+        for (size_t r = 0; r < rows; r++) {
+            if (sc->rq[r] == 255 || !pick[r]) {
+                best[r] = 1.0;
+                continue;
+            }
+            float old = sc->rs[r];
+            sc->rq[r] = (uint8_t)((int)sc->rq[r] + pick[r]);
+            sc->rs[r] = hci_vq_row_scale(base, sc->rq[r]);
+            wk->rs2[r] = sc->rs[r] * sc->rs[r];
+            best[r] = ((double)sc->rs[r] * sc->rs[r]) / ((double)old * old);
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t r = i % rows;
+            for (uint32_t u = 0; u < v; u++) {
+                wk->vec[i * v + u] = sc->rs[r] > 0.0f ? y[i * v + u] / sc->rs[r] : 0.0f;
+                if (wk->vec0)
+                    wk->vec0[i * v + u] = wk->vec[i * v + u];
+            }
+            wk->wt[i] = (float)(wk->wt[i] * best[r]);
+        }
+        rc = hci_kmeans_assign(idx, NULL, wk->vec, n, v, cb, k, NULL, threads);
+    }
+    hci_free(y);
+    hci_free(t);
+    hci_free(ti);
+    hci_free(err);
+    hci_free(best);
+    hci_free(pick);
+    return rc;
+}
+
 int hci_vq_quantise_part(float *cb[2], uint32_t *idx[2], const hci_vq_work *wk, const hci_vq_part_cfg *pc, const float *h,
                      const hci_vq_opts *o, uint32_t threads)
 {
@@ -259,11 +479,20 @@ int hci_vq_quantise_part(float *cb[2], uint32_t *idx[2], const hci_vq_work *wk, 
     ko.threads = threads;
     ko.max_points = o->train_points;
     ko.k = 1u << pc->bits[0];
-    int rc = hc_kmeans_learn(cb[0], wk->vec, n, v, wt, &ko, NULL);
+    int rc = HC_OK;
+    if (pc->builtin)
+        hci_vq_builtin_load(cb[0], pc->v, pc->bits[0]);
+    else
+        rc = hc_kmeans_learn(cb[0], wk->vec, n, v, wt, &ko, NULL);
     if (rc != HC_OK)
         return rc;
     hci_vq_round_f16(cb[0], (size_t)ko.k * v);
-    rc = hci_kmeans_assign(idx[0], NULL, wk->vec, n, v, cb[0], ko.k, NULL, threads);
+    if (!pc->builtin && o->train_points && n > o->train_points)
+        rc = full_lloyd(cb[0], idx[0], wk->vec, wt, n, v, ko.k, threads);
+    else
+        rc = hci_kmeans_assign(idx[0], NULL, wk->vec, n, v, cb[0], ko.k, NULL, threads);
+    if (rc == HC_OK && !pc->bits[1] && !h && wk->ngroups)
+        rc = hci_vq_refit_groups((hci_vq_work *)wk, cb[0], idx[0], ko.k, threads);
     if (rc != HC_OK || !pc->bits[1])
         goto hessian;
     float *res = hci_malloc_array(n, (size_t)v * sizeof(float));
@@ -331,10 +560,6 @@ int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
     if (sc.cs)
         for (int64_t j = 0; j < w->cols; j++)
             hci_put_u16(payload + sec.col_scales + 2 * j, hci_f32_to_f16(sc.cs[j]));
-    if (sc.rs) {
-        hci_put_u16(payload + sec.row_scales, sc.rbase_h);
-        memcpy(payload + sec.row_scales + 2, sc.rq, (size_t)w->rows);
-    }
     for (uint32_t p = 0; p < hci_vq_nparts(&cfg) && rc == HC_OK; p++) {
         const hci_vq_part_cfg *pc = &cfg.part[p];
         uint32_t ncols = hci_vq_part_cols(&cfg, w->cols, p);
@@ -374,7 +599,10 @@ int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
         }
         if (rc == HC_OK)
             rc = hci_vq_quantise_part(cb, idx, &wk, pc, h, o, c->threads);
-        if (rc == HC_OK && o->refine) {
+        if (rc == HC_OK && hci_vq_refits_rows(&cfg, w))
+            rc = hci_vq_refit_rows(&wk, &sc, cb[0], idx[0], 1u << pc->bits[0], c->threads);
+        /* a built-in codebook is not stored, so refinement would have nothing to change */
+        if (rc == HC_OK && o->refine && !pc->builtin) {
             uint32_t k[2] = { 1u << pc->bits[0], pc->bits[1] ? 1u << pc->bits[1] : 0u };
             rc = hci_vq_refine(cb, k, idx, &wk, h, o->refine, (int)o->grokfast, NULL);
         }
@@ -384,7 +612,7 @@ int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
             if (!pc->bits[s])
                 continue;
             size_t kk = (size_t)1 << pc->bits[s];
-            for (size_t e = 0; e < kk * pc->v; e++)
+            for (size_t e = 0; e < kk * pc->v && !(s == 0 && pc->builtin); e++)
                 hci_put_u16(payload + sec.cb[p][s] + 2 * e, hci_f32_to_f16(cb[s][e]));
             hci_vq_put_indices(payload + sec.idx[p][s], idx[s], w->rows, wk.segs, pc->bits[s]);
         }
@@ -397,6 +625,11 @@ int hci_vq_compress(hc_ctensor *ct, const hc_compressor *c, const hci_matrix *w)
     }
     if (rc != HC_OK)
         goto fail;
+    /* written last: the row codes may have been fitted to the codebook */
+    if (sc.rs) {
+        hci_put_u16(payload + sec.row_scales, sc.rbase_h);
+        memcpy(payload + sec.row_scales + 2, sc.rq, (size_t)w->rows);
+    }
     hci_vq_free_scales(&sc);
     hci_free(outs);
     hci_free(cols);

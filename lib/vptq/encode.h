@@ -48,6 +48,27 @@ void hci_vq_free_work(hci_vq_work *wk);
 /* H'[a][b] = cs_a cs_b H[cols a][cols b], ncols x ncols; NULL on OOM. */
 float *hci_vq_part_hessian(const hci_matrix *w, const hci_vq_scales *sc, const uint32_t *cols, uint32_t ncols);
 
+/* Group scales chosen by their error once the codebook is fixed: the RMS code of each group
+ * (what make_work stored) and its neighbours within +-3 half-octaves are tried, each group
+ * keeping the code whose assignment leaves the smallest weighted error. With a fixed codebook a
+ * group's best scale is not its RMS: heavy tails want a larger one (fewer clipped values), flat
+ * groups a smaller one (finer steps). For single-stage parts; wk->vec (and vec0), gs, gq and wt
+ * change, and idx (segs x rows) receives the new assignment. */
+int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads);
+
+/* Row scale codes chosen by their error once the codebook is fixed, as group codes are: each
+ * row tries its RMS code and the codes within +-8 eighth-octaves. Only for a layout of one part
+ * with one stage, row scales, no group scales and no Hessian (the row scales are shared by the
+ * parts, and group codes are fitted instead when there are groups). sc->rq/rs and wk->vec (and
+ * vec0), rs2 and wt change; idx receives the new assignment. */
+int hci_vq_refit_rows(hci_vq_work *wk, hci_vq_scales *sc, const float *cb, uint32_t *idx, uint32_t k,
+                      uint32_t threads);
+
+static inline int hci_vq_refits_rows(const hci_vq_config *c, const hci_matrix *w)
+{
+    return (c->flags & VQ_FLAG_ROW) && !c->n_out && !c->part[0].bits[1] && !c->part[0].gsegs && !w->hessian;
+}
+
 /* Chooses the layout for w under the options' budget. */
 int hci_vq_plan(hci_vq_config *cfg, const hci_vq_opts *o, const hci_matrix *w, uint32_t ndim, uint32_t threads);
 

@@ -7,6 +7,7 @@
 #include "common/bytes.h"
 #include "common/error.h"
 #include "common/half.h"
+#include "vptq/builtin.h"
 #include "vptq/vptq.h"
 
 /* Generic serialised tensor: 24-byte header, 8 bytes per dimension, params, payload, CRC32C. */
@@ -51,7 +52,7 @@ int hci_vq_layout(hci_vq_sections *s, const hci_vq_config *c, int64_t rows, int6
         o += ((uint64_t)rows * hci_vq_ngroups((uint32_t)segs, pc->gsegs) + 1) / 2;
         for (int st = 0; st < 2; st++) {
             s->cb[p][st] = o;
-            if (pc->bits[st])
+            if (pc->bits[st] && !(st == 0 && pc->builtin))
                 o += 2ull * ((uint64_t)1 << pc->bits[st]) * pc->v;
         }
         for (int st = 0; st < 2; st++) {
@@ -76,7 +77,8 @@ void hci_vq_write_params(uint8_t *out, const hci_vq_config *c)
 {
     uint32_t np = hci_vq_nparts(c);
     out[0] = VQ_LAYOUT_VERSION;
-    out[1] = (uint8_t)c->flags;
+    out[1] = (uint8_t)(c->flags | (c->part[0].builtin ? VQ_FLAG_BUILTIN0 : 0u) |
+                       (np > 1 && c->part[1].builtin ? VQ_FLAG_BUILTIN1 : 0u));
     out[2] = (uint8_t)np;
     out[3] = 0;
     hci_put_u32(out + 4, c->n_out);
@@ -188,18 +190,22 @@ static int parse_params(hci_vq_config *c, const hc_ctensor *ct)
     memset(c, 0, sizeof *c);
     if (ct->params_len < 8)
         return hci_fail(HC_EFORMAT, "vptq tensor has %u parameter bytes; at least 8 are needed", ct->params_len);
-    if (p[0] != VQ_LAYOUT_VERSION)
-        return hci_fail(HC_EFORMAT, "vptq tensor has layout version %u; this library reads version %u", p[0],
+    if (p[0] != 1 && p[0] != VQ_LAYOUT_VERSION)
+        return hci_fail(HC_EFORMAT, "vptq tensor has layout version %u; this library reads versions 1 and %u", p[0],
                         VQ_LAYOUT_VERSION);
-    if (p[1] & ~(VQ_FLAG_ROW | VQ_FLAG_COL))
-        return hci_fail(HC_EFORMAT, "vptq tensor has unknown scale flags 0x%02x", p[1]);
+    uint32_t known = p[0] == 1 ? (VQ_FLAG_ROW | VQ_FLAG_COL)
+                               : (VQ_FLAG_ROW | VQ_FLAG_COL | VQ_FLAG_BUILTIN0 | VQ_FLAG_BUILTIN1);
+    if (p[1] & ~known)
+        return hci_fail(HC_EFORMAT, "vptq tensor (layout version %u) has unknown flags 0x%02x", p[0], p[1]);
     if (p[3] != 0)
         return hci_fail(HC_EFORMAT, "vptq tensor has nonzero reserved byte %u", p[3]);
-    c->flags = p[1];
+    c->flags = p[1] & (VQ_FLAG_ROW | VQ_FLAG_COL);
     c->n_out = hci_get_u32(p + 4);
     uint32_t np = p[2];
     if (np != (c->n_out ? 2u : 1u))
         return hci_fail(HC_EFORMAT, "vptq tensor declares %u parts with %u outlier columns", np, c->n_out);
+    if ((p[1] & VQ_FLAG_BUILTIN1) && np < 2)
+        return hci_fail(HC_EFORMAT, "vptq tensor flags a built-in codebook for part 1 but has %u part", np);
     if ((int64_t)c->n_out >= ct->cols && c->n_out)
         return hci_fail(HC_EFORMAT, "vptq tensor declares %u outlier columns of %lld", c->n_out,
                         (long long)ct->cols);
@@ -218,6 +224,10 @@ static int parse_params(hci_vq_config *c, const hc_ctensor *ct)
             return hci_fail(HC_EFORMAT, "vptq part %u has index bits %u + %u; 1 to %u (0 to %u for the residual) are valid",
                             i, pc->bits[0], pc->bits[1], VQ_MAX_BITS, VQ_MAX_BITS);
         pc->gsegs = q[3];
+        pc->builtin = (p[1] & (i == 0 ? VQ_FLAG_BUILTIN0 : VQ_FLAG_BUILTIN1)) ? 1u : 0u;
+        if (pc->builtin && !hci_vq_builtin_table(pc->v, pc->bits[0]))
+            return hci_fail(HC_EFORMAT, "vptq part %u asks for a built-in codebook of %u-vectors at %u bits; "
+                            "there is none", i, pc->v, pc->bits[0]);
     }
     return HC_OK;
 }
@@ -268,15 +278,19 @@ static int build_part(hci_vq_state *st, const hc_ctensor *ct, const hci_vq_secti
         if (!pt->cb[s] || !pt->cbt[s] || !pt->cbh[s])
             return HC_ENOMEM;
         memset(pt->cbh[s], 0, (size_t)k * pt->pad * sizeof(uint16_t));
+        /* a built-in codebook becomes an ordinary one here: the kernels cannot tell them apart */
+        const uint16_t *table = (s == 0 && pc->builtin) ? hci_vq_builtin_table(pc->v, pc->bits[0]) : NULL;
         const uint8_t *src = ct->payload + sec->cb[p][s];
         for (uint32_t e = 0; e < k; e++)
             for (uint32_t t = 0; t < pt->v; t++) {
-                float f = hci_f16_to_f32(hci_get_u16(src + 2 * ((size_t)e * pt->v + t)));
+                size_t at = (size_t)e * pt->v + t;
+                uint16_t h = table ? table[at] : hci_get_u16(src + 2 * at);
+                float f = hci_f16_to_f32(h);
                 if (!isfinite(f))
                     return hci_fail(HC_EFORMAT, "vptq part %u codebook %d entry %u holds a non-finite value", p, s, e);
                 pt->cb[s][(size_t)e * pt->v + t] = f;
                 pt->cbt[s][(size_t)t * k + e] = f;
-                pt->cbh[s][(size_t)e * pt->pad + t] = hci_get_u16(src + 2 * ((size_t)e * pt->v + t));
+                pt->cbh[s][(size_t)e * pt->pad + t] = h;
             }
         pt->idx[s] = ct->payload + sec->idx[p][s];
     }

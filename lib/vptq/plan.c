@@ -10,6 +10,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "kmeans.h"
+#include "vptq/builtin.h"
 #include "vptq/encode.h"
 
 #define TRIAL_VECTORS 32768u
@@ -59,6 +60,37 @@ static void set_outliers(hci_vq_config *c)
     c->part[1].bits[0] = c->part[0].bits[0];
     c->part[1].bits[1] = c->part[0].bits[1];
     c->part[1].gsegs = 0;
+    c->part[1].builtin = c->part[0].builtin;
+}
+
+/* The largest single-stage layout with the built-in codebook of v-vectors that fits (k as the
+ * options say when given); 0 when none does. */
+static int builtin_fit(hci_vq_config *out, const hci_vq_config *base, uint32_t v, const hci_vq_opts *o,
+                       const hci_matrix *w, uint32_t ndim, double budget)
+{
+    if (o->codebook == HC_VPTQ_CODEBOOK_LEARNED || (o->residual_k != 0 && o->residual_k != HC_VPTQ_AUTO))
+        return 0;
+    hci_vq_config c = *base;
+    /* the table holds unit-RMS centroids: the data must be normalised to match */
+    if (!(c.flags & (VQ_FLAG_ROW | VQ_FLAG_COL))) {
+        if (o->scale != HC_VPTQ_SCALE_AUTO)
+            return 0;
+        c.flags |= VQ_FLAG_ROW;
+    }
+    c.part[0].v = v;
+    c.part[0].bits[1] = 0;
+    c.part[0].builtin = 1;
+    for (uint32_t b = VQ_MAX_BITS; b >= 1; b--) {
+        if ((o->k && b != log2u(o->k)) || !hci_vq_builtin_table(v, b))
+            continue;
+        c.part[0].bits[0] = b;
+        set_outliers(&c);
+        if (fits(&c, w, ndim, budget)) {
+            *out = c;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* The largest layout with vector length v and the requested stage structure that fits;
@@ -66,8 +98,11 @@ static void set_outliers(hci_vq_config *c)
 static int best_fit(hci_vq_config *out, const hci_vq_config *base, uint32_t v, int stages, const hci_vq_opts *o,
                     const hci_matrix *w, uint32_t ndim, double budget)
 {
+    if (o->codebook == HC_VPTQ_CODEBOOK_BUILTIN)
+        return stages == 2 ? 0 : builtin_fit(out, base, v, o, w, ndim, budget);
     hci_vq_config c = *base;
     c.part[0].v = v;
+    c.part[0].builtin = 0;
     if (o->k) {
         c.part[0].bits[0] = log2u(o->k);
         uint32_t r = o->residual_k == HC_VPTQ_AUTO ? 0 : o->residual_k;
@@ -136,7 +171,7 @@ static double trial_work(const hci_vq_config *c, const hci_matrix *w)
         double tr = n < TRIAL_VECTORS ? n : TRIAL_VECTORS;
         for (int s = 0; s < 2; s++)
             if (pc->bits[s])
-                total += (tr * (TRIAL_ITERS + 1) + tr) * (double)(1u << pc->bits[s]) * pc->v;
+                total += (tr * ((s == 0 && pc->builtin) ? 0 : TRIAL_ITERS + 1) + tr) * (double)(1u << pc->bits[s]) * pc->v;
     }
     return total;
 }
@@ -202,13 +237,33 @@ static int trial(double *err, const hci_vq_config *c, const hci_matrix *w, const
             ko.threads = threads;
             ko.max_points = TRIAL_VECTORS;
             /* stage 0 learns from all vectors (subsampled); stage 1 from the sample's residuals */
-            if (s == 0)
+            if (s == 0 && pc->builtin)
+                hci_vq_builtin_load(cb, v, pc->bits[0]);
+            else if (s == 0)
                 rc = hc_kmeans_learn(cb, wk.vec, n, v, weights_sum_ok(wk.wt, n) ? wk.wt : NULL, &ko, NULL);
             else
                 rc = hc_kmeans_learn(cb, ev, m, v, wsum > 0.0 ? ew : NULL, &ko, NULL);
             if (rc != HC_OK)
                 break;
             hci_vq_round_f16(cb, (size_t)ko.k * v);
+            /* the sample is the whole part: fit the group scales to the codebook as the encoder
+             * will (only when the part has one stage and no Hessian, as there) */
+            if (s == 0 && m == n && wk.ngroups && !pc->bits[1] && !w->hessian) {
+                rc = hci_vq_refit_groups(&wk, cb, idx, ko.k, threads);
+                for (size_t i = 0; i < m && rc == HC_OK; i++)
+                    memcpy(ev + i * v, wk.vec + i * v, sizeof(float) * v);
+                for (size_t i = 0; i < m && rc == HC_OK; i++)
+                    for (uint32_t t = 0; t < v; t++)
+                        ev[i * v + t] -= cb[(size_t)idx[i] * v + t];
+                continue;
+            }
+            if (s == 0 && m == n && hci_vq_refits_rows(c, w)) {
+                rc = hci_vq_refit_rows(&wk, &sc, cb, idx, ko.k, threads);
+                for (size_t i = 0; i < m && rc == HC_OK; i++)
+                    for (uint32_t t = 0; t < v; t++)
+                        ev[i * v + t] = wk.vec[i * v + t] - cb[(size_t)idx[i] * v + t];
+                continue;
+            }
             rc = hci_kmeans_assign(idx, NULL, ev, m, v, cb, ko.k, NULL, threads);
             for (size_t i = 0; i < m && rc == HC_OK; i++)
                 for (uint32_t t = 0; t < v; t++)
@@ -284,10 +339,26 @@ int hci_vq_plan(hci_vq_config *cfg, const hci_vq_opts *o, const hci_matrix *w, u
     base.flags = flags;
 
     /* 2. candidates: each vector length, one or two stages */
-    cand cands[2 * VQ_MAX_V];
+    cand cands[4 * VQ_MAX_V];
     size_t nc = 0;
     uint32_t v_lo = o->v ? o->v : 2, v_hi = o->v ? o->v : 8;
     for (uint32_t v = v_lo; v <= v_hi; v++) {
+        /* the built-in codebook, when it exists for v: no codebook bits, so more index bits */
+        if (o->codebook == HC_VPTQ_CODEBOOK_AUTO && builtin_fit(&cands[nc].cfg, &base, v, o, w, ndim, budget))
+            nc++;
+        /* and with column then row scales, which equalise a matrix for a fixed table best */
+        if (o->codebook != HC_VPTQ_CODEBOOK_LEARNED && o->scale == HC_VPTQ_SCALE_AUTO &&
+            base.flags != (VQ_FLAG_ROW | VQ_FLAG_COL)) {
+            hci_vq_config b = base;
+            b.flags = VQ_FLAG_ROW | VQ_FLAG_COL;
+            if (builtin_fit(&cands[nc].cfg, &b, v, o, w, ndim, budget))
+                nc++;
+        }
+        if (o->codebook == HC_VPTQ_CODEBOOK_BUILTIN) {
+            if (builtin_fit(&cands[nc].cfg, &base, v, o, w, ndim, budget))
+                nc++;
+            continue;
+        }
         if (o->k) {
             if (best_fit(&cands[nc].cfg, &base, v, o->residual_k == HC_VPTQ_AUTO ? 1 : 0, o, w, ndim, budget))
                 nc++;
@@ -308,16 +379,37 @@ int hci_vq_plan(hci_vq_config *cfg, const hci_vq_opts *o, const hci_matrix *w, u
         c.part[0].bits[1] = (o->residual_k && o->residual_k != HC_VPTQ_AUTO) ? log2u(o->residual_k) : 0;
         set_outliers(&c);
         uint64_t need = hci_vq_serialized_bytes(&c, w->rows, w->cols, ndim);
+        if (o->codebook == HC_VPTQ_CODEBOOK_BUILTIN)
+            return hci_fail(HC_EINVAL,
+                            "tensor '%s' (%lld x %lld) cannot be coded in %g bpw with a built-in codebook "
+                            "(the fewest index bits they offer are 2 a weight)",
+                            w->name, (long long)w->rows, (long long)w->cols, (double)o->bpw);
         return hci_fail(HC_EINVAL,
                         "tensor '%s' (%lld x %lld) cannot be coded in %g bpw: the smallest VPTQ layout "
                         "(v=%u, k=%u) needs %.3f bpw",
                         w->name, (long long)w->rows, (long long)w->cols, (double)o->bpw, c.part[0].v,
                         1u << c.part[0].bits[0], 8.0 * (double)need / (double)w->numel);
     }
-    int affordable = 1;
-    for (size_t i = 0; i < nc; i++)
+    /* Candidates too costly to trial are kept only when one of them promises a higher index
+     * rate than every affordable candidate; then the rule decides among all of them. Otherwise
+     * they are dropped and the affordable ones are measured. */
+    double aff_rate = -1.0, unaff_rate = -1.0;
+    for (size_t i = 0; i < nc; i++) {
+        const hci_vq_part_cfg *a = &cands[i].cfg.part[0];
+        double r = (double)(a->bits[0] + a->bits[1]) / a->v;
         if (trial_work(&cands[i].cfg, w) > TRIAL_WORK)
-            affordable = 0;
+            unaff_rate = r > unaff_rate ? r : unaff_rate;
+        else
+            aff_rate = r > aff_rate ? r : aff_rate;
+    }
+    int affordable = unaff_rate < aff_rate - 1e-9;
+    if (affordable) {
+        size_t j = 0;
+        for (size_t i = 0; i < nc; i++)
+            if (trial_work(&cands[i].cfg, w) <= TRIAL_WORK)
+                cands[j++] = cands[i];
+        nc = j;
+    }
     size_t pick = 0;
     if (affordable && nc > 1) {
         for (size_t i = 0; i < nc; i++) {
@@ -332,7 +424,11 @@ int hci_vq_plan(hci_vq_config *cfg, const hci_vq_opts *o, const hci_matrix *w, u
             const hci_vq_part_cfg *a = &cands[i].cfg.part[0], *b = &cands[pick].cfg.part[0];
             double ra = (double)(a->bits[0] + a->bits[1]) / a->v, rb = (double)(b->bits[0] + b->bits[1]) / b->v;
             int sa = a->bits[1] ? 2 : 1, sb = b->bits[1] ? 2 : 1;
-            if (ra > rb + 1e-9 || (fabs(ra - rb) <= 1e-9 && (sa < sb || (sa == sb && a->v > b->v))))
+            /* ties: one stage, then the longer vector, then a learned codebook (large tensors,
+             * where the rule applies, pay little for one) */
+            if (ra > rb + 1e-9 ||
+                (fabs(ra - rb) <= 1e-9 &&
+                 (sa < sb || (sa == sb && (a->v > b->v || (a->v == b->v && !a->builtin && b->builtin))))))
                 pick = i;
         }
     }
@@ -348,30 +444,42 @@ int hci_vq_plan(hci_vq_config *cfg, const hci_vq_opts *o, const hci_matrix *w, u
             if (rc != HC_OK)
                 return rc;
         }
-        uint32_t v = cfg->part[0].v;
-        uint32_t segs = (hci_vq_part_cols(cfg, w->cols, 0) + v - 1) / v;
+        uint32_t v0 = cfg->part[0].v;
         int stages = (o->k && o->residual_k != HC_VPTQ_AUTO) ? 0 : (cfg->part[0].bits[1] ? 2 : 1);
-        uint32_t prev = 0;
         hci_vq_config chosen = *cfg;
-        for (uint32_t gv = 8; gv <= 64; gv *= 2) {
-            uint32_t gsegs = (gv + v / 2) / v;
-            if (gsegs < 1)
-                gsegs = 1;
-            if (gsegs > 255 || gsegs == prev || gsegs >= segs)
+        /* the winner's own kind, then the built-in codebooks (cheap to trial: no learning) with
+         * row scales alone or after column scales, whatever won above */
+        static const uint32_t bflags[] = { VQ_FLAG_ROW, VQ_FLAG_ROW | VQ_FLAG_COL };
+        for (int kind = 0; kind < 1 + 2 * 3; kind++) {
+            int builtin = kind == 0 ? (int)cfg->part[0].builtin : 1;
+            if (kind > 0 && o->codebook == HC_VPTQ_CODEBOOK_LEARNED)
+                break;
+            uint32_t v = kind == 0 ? v0 : 2 + (uint32_t)(kind - 1) / 2;
+            if (o->v && v != o->v)
                 continue;
-            prev = gsegs;
-            hci_vq_config b = base, c;
-            b.flags |= VQ_FLAG_ROW;
-            b.part[0].gsegs = gsegs;
-            if (!best_fit(&c, &b, v, stages, o, w, ndim, budget))
-                continue;
-            double e;
-            int rc = trial(&e, &c, w, o, threads);
-            if (rc != HC_OK)
-                return rc;
-            if (e < best) {
-                best = e;
-                chosen = c;
+            uint32_t segs = (hci_vq_part_cols(cfg, w->cols, 0) + v - 1) / v;
+            uint32_t prev = 0;
+            for (uint32_t gv = 8; gv <= 64; gv *= 2) {
+                uint32_t gsegs = (gv + v / 2) / v;
+                if (gsegs < 1)
+                    gsegs = 1;
+                if (gsegs > 255 || gsegs == prev || gsegs >= segs)
+                    continue;
+                prev = gsegs;
+                hci_vq_config b = base, c;
+                b.flags = kind == 0 ? (b.flags | VQ_FLAG_ROW) : bflags[(kind - 1) % 2];
+                b.part[0].gsegs = gsegs;
+                if (!(builtin ? builtin_fit(&c, &b, v, o, w, ndim, budget)
+                              : best_fit(&c, &b, v, stages, o, w, ndim, budget)))
+                    continue;
+                double e;
+                int rc = trial(&e, &c, w, o, threads);
+                if (rc != HC_OK)
+                    return rc;
+                if (e < best) {
+                    best = e;
+                    chosen = c;
+                }
             }
         }
         *cfg = chosen;

@@ -14,6 +14,7 @@ const hci_codec hci_codec_vptq = {
 };
 
 static const char *const scale_names[] = { "auto", "none", "row", "col", "both" };
+static const char *const codebook_names[] = { "auto", "learned", "builtin" };
 
 /* Budgets of the presets: the rates of the llama.cpp types they are measured against
  * (IQ2_XXS 2.06, IQ3_XXS 3.06, IQ4_XS 4.25). */
@@ -50,9 +51,10 @@ static void canonical_spec(char *buf, size_t size, const hc_vptq_options *o)
     put_count(r, sizeof r, o->residual_k, HC_VPTQ_AUTO);
     snprintf(buf, size,
              "vptq:bpw=%g,v=%s,k=%s,residual=%s,outlier=%g,scale=%s,iters=%u,refine=%u,grokfast=%u,seed=%llu,"
-             "train=%u,threads=%u",
+             "train=%u,threads=%u,codebook=%s",
              (double)o->bpw, v, k, r, (double)o->outlier_fraction, scale_names[o->scale], o->iters, o->refine,
-             o->grokfast, (unsigned long long)o->seed, o->train_points, o->threads);
+             o->grokfast, (unsigned long long)o->seed, o->train_points, o->threads,
+             codebook_names[o->codebook]);
 }
 
 int hc_vptq_new(hc_compressor **out, const hc_vptq_options *user)
@@ -80,6 +82,8 @@ int hc_vptq_new(hc_compressor **out, const hc_vptq_options *user)
                         (double)o.outlier_fraction);
     if ((unsigned)o.scale > HC_VPTQ_SCALE_BOTH)
         return hci_fail(HC_EINVAL, "hc_vptq_options: unknown scale mode %d", (int)o.scale);
+    if ((unsigned)o.codebook > HC_VPTQ_CODEBOOK_BUILTIN)
+        return hci_fail(HC_EINVAL, "hc_vptq_options: unknown codebook source %d", (int)o.codebook);
     if (o.iters > 1000)
         return hci_fail(HC_EINVAL, "hc_vptq_options: iters %u is above 1000", o.iters);
     if (o.refine > 100000)
@@ -114,7 +118,8 @@ static int count_or_auto(hci_spec *s, const char *key, uint32_t min, uint32_t ma
 
 #define VPTQ_ACCEPTED                                                                                      \
     "2bit, 3bit, 4bit, bpw=B, v=2..16|auto, k=2..65536|auto, residual=0|2..65536|auto, outlier=0..0.5, " \
-    "scale=auto|none|row|col|both, iters=N, refine=N, grokfast=0|1, seed=N, train=N, threads=N"
+    "scale=auto|none|row|col|both, iters=N, refine=N, grokfast=0|1, seed=N, train=N, threads=N, "           \
+    "codebook=auto|learned|builtin"
 
 int hci_vptq_from_spec(hc_compressor **out, hci_spec *spec)
 {
@@ -158,6 +163,18 @@ int hci_vptq_from_spec(hc_compressor **out, hci_spec *spec)
         if (!found)
             return hci_fail(HC_EINVAL, "codec spec '%s': scale=%s is not one of auto, none, row, col, both",
                             spec->text, sc);
+    }
+    const char *cbs = hci_spec_text(spec, "codebook");
+    if (cbs) {
+        int found = 0;
+        for (int i = 0; i <= HC_VPTQ_CODEBOOK_BUILTIN; i++)
+            if (strcmp(cbs, codebook_names[i]) == 0) {
+                o.codebook = (hc_vptq_codebook)i;
+                found = 1;
+            }
+        if (!found)
+            return hci_fail(HC_EINVAL, "codec spec '%s': codebook=%s is not one of auto, learned, builtin",
+                            spec->text, cbs);
     }
     rc = hci_spec_finish(spec, VPTQ_ACCEPTED);
     if (rc != HC_OK)

@@ -11,12 +11,14 @@
 #include "common/cpu.h"
 #include "hypercomp/vptq.h"
 
-#define VQ_LAYOUT_VERSION 1u
+#define VQ_LAYOUT_VERSION 2u     /* written; version 1 (no built-in codebooks) is still read */
 #define VQ_MAX_V 16u
 #define VQ_MAX_BITS 16u
 #define VQ_GROUP 32u          /* rows per bit-plane group of the index streams */
 #define VQ_FLAG_ROW 1u
 #define VQ_FLAG_COL 2u
+#define VQ_FLAG_BUILTIN0 4u   /* part 0's main codebook is the built-in table (version 2) */
+#define VQ_FLAG_BUILTIN1 8u   /* part 1's main codebook is the built-in table (version 2) */
 
 /* One coded part of the matrix: a set of columns with its own codebook(s). Part 0 is the main
  * part (every column not listed as an outlier), part 1 the outlier columns. */
@@ -24,6 +26,7 @@ typedef struct hci_vq_part_cfg {
     uint32_t v;          /* vector length */
     uint32_t bits[2];    /* main and residual index bits; bits[1] = 0 means no residual */
     uint32_t gsegs;      /* segments per group scale (0: no group scales), at most 255 */
+    uint32_t builtin;    /* 1: the main codebook is the built-in table for (v, bits[0]), not stored */
 } hci_vq_part_cfg;
 
 /* Groups of a part with segs segments. */
@@ -33,7 +36,7 @@ static inline uint32_t hci_vq_ngroups(uint32_t segs, uint32_t gsegs)
 }
 
 typedef struct hci_vq_config {
-    uint32_t flags;      /* VQ_FLAG_ROW | VQ_FLAG_COL */
+    uint32_t flags;      /* VQ_FLAG_ROW | VQ_FLAG_COL (the built-in flags live in part[].builtin) */
     uint32_t n_out;      /* outlier columns (0: a single part) */
     hci_vq_part_cfg part[2];
 } hci_vq_config;
