@@ -252,33 +252,34 @@ static void seedlm_detach(hc_ctensor *ct)
     hci_seedlm_state *st = ct->state;
     if (!st)
         return;
-    hci_free(st->word);
+    hci_free((void *)st->word);
     hci_free(st);
     ct->state = NULL;
 }
 
-/* The table (layout in seedlm_internal.h), built in generator order: the stream word of the
- * state at position t + 1 is the word at t shifted down by one with stream bit t + 64 on top,
- * and stream bit u is the low bit of the state at position u. */
+/* The byte tables (layout in seedlm_internal.h): the word of each single-bit seed 1 << i is its
+ * stream's first 64 bits (stream bit u is the low bit of the state u steps on), and the entry
+ * for byte value b at byte j is the XOR of the words of b's bits there. */
 static int build_table(hci_seedlm_state *st)
 {
-    const uint32_t K = st->cfg.K, n = (uint32_t)period(K);
-    st->word = hci_malloc_array((size_t)n + 1, sizeof(uint64_t));
-    if (!st->word)
+    const uint32_t K = st->cfg.K;
+    uint64_t (*t)[256] = hci_calloc(HCI_SEEDLM_WORD_BYTES, sizeof *t);
+    if (!t)
         return HC_ENOMEM;
-    st->word[0] = 0;
-    uint32_t s = 1, ahead = 1;
-    uint64_t w = 0;
-    for (uint32_t i = 0; i < 64; i++) {
-        w |= (uint64_t)(ahead & 1u) << i;
-        ahead = hci_lfsr_step(ahead, K, st->tap_mask);
+    uint64_t basis[8 * HCI_SEEDLM_WORD_BYTES] = { 0 };
+    for (uint32_t i = 0; i < K; i++) {
+        uint32_t s = 1u << i;
+        for (uint32_t u = 0; u < 64; u++) {
+            basis[i] |= (uint64_t)(s & 1u) << u;
+            s = hci_lfsr_step(s, K, st->tap_mask);
+        }
     }
-    for (uint32_t t = 0; t < n; t++) {
-        st->word[s] = w;
-        w = (w >> 1) | ((uint64_t)(ahead & 1u) << 63);
-        ahead = hci_lfsr_step(ahead, K, st->tap_mask);
-        s = hci_lfsr_step(s, K, st->tap_mask);
-    }
+    for (uint32_t j = 0; j < HCI_SEEDLM_WORD_BYTES; j++)
+        for (uint32_t v = 1; v < 256; v++) {
+            uint32_t low = v & (0u - v), bit = (uint32_t)__builtin_ctz(v);
+            t[j][v] = t[j][v ^ low] ^ basis[8 * j + bit];
+        }
+    st->word = (const uint64_t (*)[256])t;
     return HC_OK;
 }
 

@@ -14,8 +14,9 @@
 #define HCI_SEEDLM_MAX_P 16
 #define HCI_SEEDLM_PARAMS_LEN 12
 #define HCI_SEEDLM_FORMAT 1
-/* The table of stream words (hci_seedlm_state) is built for K up to this (8 MiB at K = 20);
- * longer registers regenerate each block's states with the LFSR. */
+/* The stream-word tables (hci_seedlm_state) are built for K up to this; longer registers
+ * regenerate each block's states with the LFSR (the decode's exact reciprocal multiply is proven
+ * for K <= 20 only, see seedlm_kernels.c). */
 #define HCI_SEEDLM_TABLE_MAX_K 20
 /* Seeds screened together: one AVX-512 vector, two AVX2 vectors. */
 #define HCI_SEEDLM_LANES 16
@@ -50,15 +51,28 @@ void hci_seedlm_read_block(const uint8_t *payload, const hci_seedlm_cfg *c, int6
 /* The per-tensor regeneration table (attach builds it when K <= HCI_SEEDLM_TABLE_MAX_K). The
  * register shifts right by one each step and its new top bit is the feedback, so the states from
  * a seed on are the K-bit windows of one bit stream: state j after seed s is bits j .. j + K - 1
- * of the stream that starts with s. word[s] holds the first 64 bits of that stream, i.e. the
- * 65 - K states from s on; one lookup gives a block's whole U when C * P + K <= 65. */
+ * of the stream that starts with s. The stream word of s, the first 64 bits of that stream, holds
+ * the 65 - K states from s on; one word gives a block's whole U when C * P + K <= 65.
+ *
+ * The step is linear over GF(2), so the word is a linear function of the seed: the XOR of the
+ * words of the seed's set bits. word[j][b] holds the XOR for the bits of byte value b at byte j
+ * of the seed, so three lookups in 6 KiB (L1-resident, and the same for every K up to 24) give
+ * any word, where a table of every state's word would take 2^K x 8 bytes (512 KiB at K = 16). */
 typedef struct hci_seedlm_state {
     hci_seedlm_cfg cfg;
     int64_t nblocks;
     uint32_t bits;       /* per block */
     uint32_t tap_mask;
-    uint64_t *word;      /* word[state], 2^K entries; word[0] = 0 (seed 0 is rejected at attach) */
+    const uint64_t (*word)[256]; /* HCI_SEEDLM_WORD_BYTES byte tables (see above); NULL without a table */
 } hci_seedlm_state;
+
+#define HCI_SEEDLM_WORD_BYTES 3
+
+/* The stream word of state s (s < 2^24). */
+static inline uint64_t hci_seedlm_word(const uint64_t (*word)[256], uint32_t s)
+{
+    return word[0][s & 255u] ^ word[1][(s >> 8) & 255u] ^ word[2][(s >> 16) & 255u];
+}
 
 /* The exponent base of a tensor: the top exponent leaves headroom over the largest block norm. */
 int32_t hci_seedlm_choose_ebase(const float *w, int64_t numel, const hci_seedlm_cfg *c);

@@ -194,7 +194,7 @@ static void block_window(const hci_seedlm_state *st, uint32_t seed, float *buf)
          * every state. */
         const double half = (double)(1u << (K - 1)), inv = 1.0 / (half - 1.0);
         for (uint32_t j = 0; j < n;) {
-            uint64_t w = st->word[s];
+            uint64_t w = hci_seedlm_word(st->word, s);
             for (uint32_t t = 0; t <= 64 - K && j < n; t++, j++) {
                 s = (uint32_t)(w >> t) & kmask;
                 buf[j] = (float)(((double)s - half) * inv);

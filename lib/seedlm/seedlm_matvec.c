@@ -52,7 +52,7 @@ static void block_states(const hci_seedlm_state *st, uint32_t seed, uint32_t *v)
     const uint32_t kmask = (uint32_t)((1ull << K) - 1);
     uint32_t s = seed;
     for (uint32_t j = 0; j < n;) {
-        uint64_t w = st->word[s];
+        uint64_t w = hci_seedlm_word(st->word, s);
         for (uint32_t t = 0; t <= 64 - K && j < n; t++, j++)
             v[j] = s = (uint32_t)(w >> t) & kmask;
         s = hci_lfsr_step(s, K, st->tap_mask);
@@ -306,7 +306,7 @@ INLINE T512 void group512(const k512 *k, __m512i w0, __m512i w1, const float *tq
 INLINE T512 void rows512(const mv_ctx *m, float *y, int64_t row0, int64_t row1, uint32_t C, uint32_t P)
 {
     const hci_seedlm_cfg *c = &m->st->cfg;
-    const uint64_t *word = m->st->word;
+    const uint64_t (*word)[256] = m->st->word;
     k512 k;
     k512_init(&k, C, P, c->K, c->M);
     rec512 rt;
@@ -329,14 +329,14 @@ INLINE T512 void rows512(const mv_ctx *m, float *y, int64_t row0, int64_t row1, 
             if (n == CHUNK) {
 #pragma GCC unroll 16
                 for (uint32_t g = 0; g < CHUNK; g += G)
-                    group512(&k, _mm512_set1_epi64((long long)word[seeds[g]]),
-                             _mm512_set1_epi64((long long)word[seeds[g + G - 1]]), tq + g * P, xb + g * CP, acc,
+                    group512(&k, _mm512_set1_epi64((long long)hci_seedlm_word(word, seeds[g])),
+                             _mm512_set1_epi64((long long)hci_seedlm_word(word, seeds[g + G - 1])), tq + g * P, xb + g * CP, acc,
                              nv, G, keep);
             } else {
                 /* a phantom block past n has seed 0 (word 0) and zero coefficients */
                 for (uint32_t g = 0; g < n; g += G)
-                    group512(&k, _mm512_set1_epi64((long long)word[seeds[g]]),
-                             _mm512_set1_epi64((long long)word[seeds[g + G - 1]]), tq + g * P, xb + g * CP, acc,
+                    group512(&k, _mm512_set1_epi64((long long)hci_seedlm_word(word, seeds[g])),
+                             _mm512_set1_epi64((long long)hci_seedlm_word(word, seeds[g + G - 1])), tq + g * P, xb + g * CP, acc,
                              nv, G, keep);
             }
         }
@@ -428,15 +428,15 @@ INLINE T512 void unpack512i(const mv_ctx *m, const rec512 *rt, int64_t b, uint32
 }
 
 /* Group j of the chunk: blocks j G .. j G + G - 1. */
-INLINE T512 __m512 group512i(const k512i *k, const uint64_t *word, const uint32_t *seeds, uint32_t j,
+INLINE T512 __m512 group512i(const k512i *k, const uint64_t (*word)[256], const uint32_t *seeds, uint32_t j,
                              const __m512i *qp, __m512 scale, const float *x, __m512 acc, uint32_t G, uint32_t nu,
                              __m512i keep)
 {
     const uint32_t g0 = j * G;
-    __m512i src = _mm512_set1_epi64((long long)word[seeds[g0]]);
+    __m512i src = _mm512_set1_epi64((long long)hci_seedlm_word(word, seeds[g0]));
 #pragma GCC unroll 8
     for (uint32_t g = 1; g < G; g++)
-        src = _mm512_mask_set1_epi64(src, k->qw[g], (long long)word[seeds[g0 + g]]);
+        src = _mm512_mask_set1_epi64(src, k->qw[g], (long long)hci_seedlm_word(word, seeds[g0 + g]));
     const __m512i sign = _mm512_set1_epi32((int32_t)0x80008000u);
     __m512i wi = _mm512_setzero_si512();
 #pragma GCC unroll 8
@@ -452,7 +452,7 @@ INLINE T512 __m512 group512i(const k512i *k, const uint64_t *word, const uint32_
 INLINE T512 void rows512i(const mv_ctx *m, float *y, int64_t row0, int64_t row1, uint32_t C, uint32_t P)
 {
     const hci_seedlm_cfg *c = &m->st->cfg;
-    const uint64_t *word = m->st->word;
+    const uint64_t (*word)[256] = m->st->word;
     k512i k;
     k512i_init(&k, C, P, c->K);
     rec512 rt;
@@ -517,7 +517,7 @@ INLINE T256 float hsum256(__m256 v)
 INLINE T256 void rows256(const mv_ctx *m, float *y, int64_t row0, int64_t row1, uint32_t C, uint32_t P)
 {
     const hci_seedlm_cfg *c = &m->st->cfg;
-    const uint64_t *word = m->st->word;
+    const uint64_t (*word)[256] = m->st->word;
     const uint32_t CP = C * P, nv = (CP + 7) / 8, M = c->M;
     __m256i sha[8], shb[8], pidx[8], live[8];
     for (uint32_t v = 0; v < nv; v++) {
@@ -557,7 +557,7 @@ INLINE T256 void rows256(const mv_ctx *m, float *y, int64_t row0, int64_t row1, 
                 for (uint32_t p = 0; p < 8; p++)
                     tq[p] = p < P ? (float)((int32_t)(mant[k] << (32 - M * (p + 1))) >> (32 - M)) * scale : 0.0f;
                 const __m256 tv = _mm256_loadu_ps(tq);
-                const __m256i w = _mm256_set1_epi64x((long long)word[seeds[k]]);
+                const __m256i w = _mm256_set1_epi64x((long long)hci_seedlm_word(word, seeds[k]));
                 for (uint32_t v = 0; v < nv; v++) {
                     __m256 lo = _mm256_castsi256_ps(_mm256_srlv_epi64(w, sha[v]));
                     __m256 hi = _mm256_castsi256_ps(_mm256_srlv_epi64(w, shb[v]));
