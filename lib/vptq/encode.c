@@ -304,85 +304,146 @@ static int full_lloyd(float *cb, uint32_t *idx, const float *vec, const float *w
     return rc;
 }
 
+/* ---- scale codes fitted to the codebook ----
+ *
+ * Rows and groups are refitted the same way: every vector belongs to one scale unit (a row, or a
+ * row's group), and each unit's code is moved by 0, +1, -1, ... +width, -width; for each offset
+ * every vector is reassigned with the fixed codebook and each unit keeps the offset whose
+ * weighted error was lowest. What differs per kind is only the unit of a vector and the scale a
+ * code gives, which the two callbacks below say. */
+typedef struct scale_units {
+    size_t n;                                              /* units */
+    int width;                                             /* largest code offset tried */
+    size_t (*unit)(const hci_vq_work *wk, size_t i);       /* vector i's unit */
+    /* unit u's scale at code offset off (0 for a unit with no scale); *ok = 0 when the code
+     * is out of range, so that offset cannot be picked */
+    float (*scale)(const hci_vq_work *wk, const hci_vq_scales *sc, size_t u, int off, int *ok);
+    const hci_vq_scales *sc;
+} scale_units;
+
+/* pick[u]: the best offset of unit u; y: the vectors before their unit's scale. */
+static int search_codes(int *pick, const scale_units *su, const hci_vq_work *wk, const float *y, const float *cb,
+                        uint32_t k, uint32_t threads)
+{
+    size_t n = (size_t)wk->segs * (size_t)wk->rows;
+    uint32_t v = wk->v;
+    float *t = hci_malloc_array(n, (size_t)v * sizeof(float)), *f = hci_malloc_array(n, sizeof(float));
+    uint32_t *ti = hci_malloc_array(n, sizeof(uint32_t));
+    double *err = hci_malloc_array(su->n, sizeof(double)), *best = hci_malloc_array(su->n, sizeof(double));
+    int rc = (!t || !f || !ti || !err || !best) ? HC_ENOMEM : HC_OK;
+    for (int d = 0; rc == HC_OK && d <= 2 * su->width; d++) {
+        int off = d == 0 ? 0 : (d % 2 ? (d + 1) / 2 : -(d / 2)); /* 0, +1, -1, +2, -2 */
+        int ok;
+        for (size_t i = 0; i < n; i++) {
+            f[i] = su->scale(wk, su->sc, su->unit(wk, i), off, &ok);
+            for (uint32_t u = 0; u < v; u++)
+                t[i * v + u] = f[i] > 0.0f ? y[i * v + u] / f[i] : 0.0f;
+        }
+        rc = hci_kmeans_assign(ti, NULL, t, n, v, cb, k, NULL, threads);
+        if (rc != HC_OK)
+            break;
+        memset(err, 0, sizeof(double) * su->n);
+        for (size_t i = 0; i < n; i++) {
+            size_t s = i / (size_t)wk->rows, un = su->unit(wk, i);
+            const float *c = cb + (size_t)ti[i] * v;
+            for (uint32_t u = 0; u < v && s * v + u < wk->ncols; u++) {
+                double e = (double)y[i * v + u] - (double)f[i] * c[u];
+                err[un] += wk->dimw[s * v + u] * e * e;
+            }
+        }
+        for (size_t un = 0; un < su->n; un++) {
+            su->scale(wk, su->sc, un, off, &ok);
+            if (d == 0 || (ok && err[un] < best[un])) {
+                best[un] = err[un];
+                pick[un] = off;
+            }
+        }
+    }
+    hci_free(t);
+    hci_free(f);
+    hci_free(ti);
+    hci_free(err);
+    hci_free(best);
+    return rc;
+}
+
+/* The vectors rebuilt from y with their unit's new scale (ns), their weights times the unit's
+ * ratio, and reassigned. */
+static int apply_scales(hci_vq_work *wk, const scale_units *su, const float *y, const float *ns, const double *ratio,
+                        const float *cb, uint32_t *idx, uint32_t k, uint32_t threads)
+{
+    size_t n = (size_t)wk->segs * (size_t)wk->rows;
+    uint32_t v = wk->v;
+    for (size_t i = 0; i < n; i++) {
+        size_t un = su->unit(wk, i);
+        for (uint32_t u = 0; u < v; u++) {
+            wk->vec[i * v + u] = ns[un] > 0.0f ? y[i * v + u] / ns[un] : 0.0f;
+            if (wk->vec0)
+                wk->vec0[i * v + u] = wk->vec[i * v + u];
+        }
+        wk->wt[i] = (float)(wk->wt[i] * ratio[un]);
+    }
+    return hci_kmeans_assign(idx, NULL, wk->vec, n, v, cb, k, NULL, threads);
+}
+
+static size_t group_of(const hci_vq_work *wk, size_t i)
+{
+    size_t r = i % (size_t)wk->rows, s = i / (size_t)wk->rows;
+    return r * wk->ngroups + s / wk->gsegs;
+}
+
+static float group_scale_at(const hci_vq_work *wk, const hci_vq_scales *sc, size_t u, int off, int *ok)
+{
+    (void)sc;
+    int q = (int)wk->gq[u] + off;
+    *ok = q >= 0 && q <= 15;
+    return hci_vq_group_scale((uint32_t)(q < 0 ? 0 : (q > 15 ? 15 : q)));
+}
+
+static size_t row_of(const hci_vq_work *wk, size_t i)
+{
+    return i % (size_t)wk->rows;
+}
+
+/* A zero row (code 255) has no scale and keeps its code. */
+static float row_scale_at(const hci_vq_work *wk, const hci_vq_scales *sc, size_t u, int off, int *ok)
+{
+    (void)wk;
+    int q = (int)sc->rq[u] + off;
+    *ok = sc->rq[u] != 255 && q >= 0 && q <= 254;
+    return sc->rq[u] == 255 ? 0.0f
+                            : hci_vq_row_scale(hci_f16_to_f32(sc->rbase_h), (uint8_t)(q < 0 ? 0 : (q > 254 ? 254 : q)));
+}
+
 #define GROUP_SEARCH 3
 
 int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads)
 {
     size_t n = (size_t)wk->segs * (size_t)wk->rows, ng = (size_t)wk->rows * wk->ngroups;
     uint32_t v = wk->v;
-    float *y = hci_malloc_array(n, (size_t)v * sizeof(float)), *t = hci_malloc_array(n, (size_t)v * sizeof(float));
-    uint32_t *ti = hci_malloc_array(n, sizeof(uint32_t));
-    double *err = hci_malloc_array(ng, sizeof(double)), *best = hci_malloc_array(ng, sizeof(double));
-    int8_t *pick = hci_calloc(ng, 1);
-    int rc = (!y || !t || !ti || !err || !best || !pick) ? HC_ENOMEM : HC_OK;
+    const scale_units su = { ng, GROUP_SEARCH, group_of, group_scale_at, NULL };
+    float *y = hci_malloc_array(n, (size_t)v * sizeof(float));
+    double *ratio = hci_malloc_array(ng, sizeof(double));
+    int *pick = hci_calloc(ng, sizeof(int));
+    int rc = (!y || !ratio || !pick) ? HC_ENOMEM : HC_OK;
     /* y: the vectors before their group scale */
-    for (uint32_t s = 0; rc == HC_OK && s < wk->segs; s++)
-        for (int64_t r = 0; r < wk->rows; r++) {
-            size_t i = (size_t)s * (size_t)wk->rows + (size_t)r;
-            float g = hci_vq_work_gs(wk, s, r);
-            for (uint32_t u = 0; u < v; u++)
-                y[i * v + u] = wk->vec[i * v + u] * g;
-        }
-    for (int d = 0; rc == HC_OK && d <= 2 * GROUP_SEARCH; d++) {
-        int off = d == 0 ? 0 : (d % 2 ? (d + 1) / 2 : -(d / 2)); /* 0, +1, -1, +2, -2 */
-        for (uint32_t s = 0; s < wk->segs; s++)
-            for (int64_t r = 0; r < wk->rows; r++) {
-                size_t i = (size_t)s * (size_t)wk->rows + (size_t)r, gi = (size_t)r * wk->ngroups + s / wk->gsegs;
-                int q = (int)wk->gq[gi] + off;
-                float g = hci_vq_group_scale((uint32_t)(q < 0 ? 0 : (q > 15 ? 15 : q)));
-                for (uint32_t u = 0; u < v; u++)
-                    t[i * v + u] = y[i * v + u] / g;
-            }
-        rc = hci_kmeans_assign(ti, NULL, t, n, v, cb, k, NULL, threads);
-        if (rc != HC_OK)
-            break;
-        memset(err, 0, sizeof(double) * ng);
-        for (uint32_t s = 0; s < wk->segs; s++)
-            for (int64_t r = 0; r < wk->rows; r++) {
-                size_t i = (size_t)s * (size_t)wk->rows + (size_t)r, gi = (size_t)r * wk->ngroups + s / wk->gsegs;
-                int q = (int)wk->gq[gi] + off;
-                float g = hci_vq_group_scale((uint32_t)(q < 0 ? 0 : (q > 15 ? 15 : q)));
-                const float *c = cb + (size_t)ti[i] * v;
-                for (uint32_t u = 0; u < v && s * v + u < wk->ncols; u++) {
-                    double e = (double)y[i * v + u] - (double)g * c[u];
-                    err[gi] += wk->dimw[s * v + u] * e * e;
-                }
-            }
-        for (size_t gi = 0; gi < ng; gi++) {
-            int q = (int)wk->gq[gi] + off;
-            if (d == 0 || (q >= 0 && q <= 15 && err[gi] < best[gi])) {
-                best[gi] = err[gi];
-                pick[gi] = (int8_t)off;
-            }
-        }
-    }
+    for (size_t i = 0; rc == HC_OK && i < n; i++)
+        for (uint32_t u = 0; u < v; u++)
+            y[i * v + u] = wk->vec[i * v + u] * wk->gs[group_of(wk, i)];
+    if (rc == HC_OK)
+        rc = search_codes(pick, &su, wk, y, cb, k, threads);
     if (rc == HC_OK) {
         for (size_t gi = 0; gi < ng; gi++) {
             uint32_t q = (uint32_t)((int)wk->gq[gi] + pick[gi]);
             float g0 = wk->gs[gi];
             wk->gq[gi] = (uint8_t)q;
             wk->gs[gi] = hci_vq_group_scale(q);
-            pick[gi] = 0;
-            best[gi] = ((double)wk->gs[gi] * wk->gs[gi]) / ((double)g0 * g0); /* weight ratio */
+            ratio[gi] = ((double)wk->gs[gi] * wk->gs[gi]) / ((double)g0 * g0); /* weight ratio */
         }
-        for (uint32_t s = 0; s < wk->segs; s++)
-            for (int64_t r = 0; r < wk->rows; r++) {
-                size_t i = (size_t)s * (size_t)wk->rows + (size_t)r, gi = (size_t)r * wk->ngroups + s / wk->gsegs;
-                float g = wk->gs[gi];
-                for (uint32_t u = 0; u < v; u++) {
-                    wk->vec[i * v + u] = y[i * v + u] / g;
-                    if (wk->vec0)
-                        wk->vec0[i * v + u] = wk->vec[i * v + u];
-                }
-                wk->wt[i] = (float)(wk->wt[i] * best[gi]);
-            }
-        rc = hci_kmeans_assign(idx, NULL, wk->vec, n, v, cb, k, NULL, threads);
+        rc = apply_scales(wk, &su, y, wk->gs, ratio, cb, idx, k, threads);
     }
     hci_free(y);
-    hci_free(t);
-    hci_free(ti);
-    hci_free(err);
-    hci_free(best);
+    hci_free(ratio);
     hci_free(pick);
     return rc;
 }
@@ -394,75 +455,34 @@ int hci_vq_refit_rows(hci_vq_work *wk, hci_vq_scales *sc, const float *cb, uint3
 {
     size_t n = (size_t)wk->segs * (size_t)wk->rows, rows = (size_t)wk->rows;
     uint32_t v = wk->v;
+    const scale_units su = { rows, ROW_SEARCH, row_of, row_scale_at, sc };
     float base = hci_f16_to_f32(sc->rbase_h);
-    float *y = hci_malloc_array(n, (size_t)v * sizeof(float)), *t = hci_malloc_array(n, (size_t)v * sizeof(float));
-    uint32_t *ti = hci_malloc_array(n, sizeof(uint32_t));
-    double *err = hci_malloc_array(rows, sizeof(double)), *best = hci_malloc_array(rows, sizeof(double));
+    float *y = hci_malloc_array(n, (size_t)v * sizeof(float));
+    double *ratio = hci_malloc_array(rows, sizeof(double));
     int *pick = hci_calloc(rows, sizeof(int));
-    int rc = (!y || !t || !ti || !err || !best || !pick) ? HC_ENOMEM : HC_OK;
-    /* y: the vectors before their row scale (a zero row, code 255, keeps its code) */
+    int rc = (!y || !ratio || !pick) ? HC_ENOMEM : HC_OK;
+    /* y: the vectors before their row scale */
     for (size_t i = 0; rc == HC_OK && i < n; i++)
         for (uint32_t u = 0; u < v; u++)
             y[i * v + u] = wk->vec[i * v + u] * sc->rs[i % rows];
-    for (int d = 0; rc == HC_OK && d <= 2 * ROW_SEARCH; d++) {
-        int off = d == 0 ? 0 : (d % 2 ? (d + 1) / 2 : -(d / 2));
-        for (size_t i = 0; i < n; i++) {
-            size_t r = i % rows;
-            int q = (int)sc->rq[r] + off;
-            float f = sc->rq[r] == 255 ? 0.0f : hci_vq_row_scale(base, (uint8_t)(q < 0 ? 0 : (q > 254 ? 254 : q)));
-            for (uint32_t u = 0; u < v; u++)
-                t[i * v + u] = f > 0.0f ? y[i * v + u] / f : 0.0f;
-        }
-        rc = hci_kmeans_assign(ti, NULL, t, n, v, cb, k, NULL, threads);
-        if (rc != HC_OK)
-            break;
-        memset(err, 0, sizeof(double) * rows);
-        for (size_t i = 0; i < n; i++) {
-            size_t r = i % rows, s = i / rows;
-            int q = (int)sc->rq[r] + off;
-            float f = sc->rq[r] == 255 ? 0.0f : hci_vq_row_scale(base, (uint8_t)(q < 0 ? 0 : (q > 254 ? 254 : q)));
-            const float *c = cb + (size_t)ti[i] * v;
-            for (uint32_t u = 0; u < v && s * v + u < wk->ncols; u++) {
-                double e = (double)y[i * v + u] - (double)f * c[u];
-                err[r] += wk->dimw[s * v + u] * e * e;
-            }
-        }
-        for (size_t r = 0; r < rows; r++) {
-            int q = (int)sc->rq[r] + off;
-            if (d == 0 || (sc->rq[r] != 255 && q >= 0 && q <= 254 && err[r] < best[r])) {
-                best[r] = err[r];
-                pick[r] = off;
-            }
-        }
-    }
+    if (rc == HC_OK)
+        rc = search_codes(pick, &su, wk, y, cb, k, threads);
     if (rc == HC_OK) {
         for (size_t r = 0; r < rows; r++) {
             if (sc->rq[r] == 255 || !pick[r]) {
-                best[r] = 1.0;
+                ratio[r] = 1.0;
                 continue;
             }
             float old = sc->rs[r];
             sc->rq[r] = (uint8_t)((int)sc->rq[r] + pick[r]);
             sc->rs[r] = hci_vq_row_scale(base, sc->rq[r]);
             wk->rs2[r] = sc->rs[r] * sc->rs[r];
-            best[r] = ((double)sc->rs[r] * sc->rs[r]) / ((double)old * old);
+            ratio[r] = ((double)sc->rs[r] * sc->rs[r]) / ((double)old * old);
         }
-        for (size_t i = 0; i < n; i++) {
-            size_t r = i % rows;
-            for (uint32_t u = 0; u < v; u++) {
-                wk->vec[i * v + u] = sc->rs[r] > 0.0f ? y[i * v + u] / sc->rs[r] : 0.0f;
-                if (wk->vec0)
-                    wk->vec0[i * v + u] = wk->vec[i * v + u];
-            }
-            wk->wt[i] = (float)(wk->wt[i] * best[r]);
-        }
-        rc = hci_kmeans_assign(idx, NULL, wk->vec, n, v, cb, k, NULL, threads);
+        rc = apply_scales(wk, &su, y, sc->rs, ratio, cb, idx, k, threads);
     }
     hci_free(y);
-    hci_free(t);
-    hci_free(ti);
-    hci_free(err);
-    hci_free(best);
+    hci_free(ratio);
     hci_free(pick);
     return rc;
 }
