@@ -27,13 +27,14 @@ static uint64_t next(uint64_t *z)
     return v ^ (v >> 29);
 }
 
-/* A rows x cols SeedLM tensor of uniformly random records, through the serialised form (so that
- * attach() validates it like any file). */
-static hc_ctensor *random_tensor(const shape_case *s, uint64_t seed)
+/* A rows x cols SeedLM tensor of configuration c whose block b is fill(b), through the serialised
+ * form (so that attach() validates it like any file). */
+typedef void (*block_fill)(hci_seedlm_block *blk, int64_t b, void *ctx);
+
+static hc_ctensor *seedlm_tensor(const hci_seedlm_cfg *c, int64_t rows, int64_t cols, block_fill fill, void *ctx)
 {
-    const hci_seedlm_cfg c = { s->C, s->P, s->K, s->M, s->E, -6, (uint32_t)((1ull << s->K) - 1) };
-    const int64_t nb = (s->rows * s->cols + s->C - 1) / s->C;
-    const size_t pl = (size_t)(((uint64_t)nb * hci_seedlm_block_bits(&c) + 7) / 8), tot = 52 + pl + 4;
+    const int64_t nb = (rows * cols + c->C - 1) / c->C;
+    const size_t pl = (size_t)(((uint64_t)nb * hci_seedlm_block_bits(c) + 7) / 8), tot = 52 + pl + 4;
     uint8_t *buf = calloc(tot, 1);
     ck_assert_ptr_nonnull(buf);
     memcpy(buf, "HCT1", 4);
@@ -42,21 +43,44 @@ static hc_ctensor *random_tensor(const shape_case *s, uint64_t seed)
     buf[9] = 2;
     hci_put_u32(buf + 12, HCI_SEEDLM_PARAMS_LEN);
     hci_put_u64(buf + 16, pl);
-    hci_put_u64(buf + 24, (uint64_t)s->rows);
-    hci_put_u64(buf + 32, (uint64_t)s->cols);
-    hci_seedlm_put_params(buf + 40, &c);
-    uint64_t z = seed;
+    hci_put_u64(buf + 24, (uint64_t)rows);
+    hci_put_u64(buf + 32, (uint64_t)cols);
+    hci_seedlm_put_params(buf + 40, c);
     for (int64_t b = 0; b < nb; b++) {
-        hci_seedlm_block blk = { 1 + (uint32_t)(next(&z) % ((1ull << s->K) - 1)), (uint32_t)(next(&z) >> 60) & ((1u << s->E) - 1), { 0 } };
-        for (uint32_t p = 0; p < s->P; p++)
-            blk.q[p] = (int32_t)(next(&z) % (1u << s->M)) - (int32_t)(1u << (s->M - 1));
-        hci_seedlm_write_block(buf + 52, &c, b, &blk);
+        hci_seedlm_block blk = { 0, 0, { 0 } };
+        fill(&blk, b, ctx);
+        hci_seedlm_write_block(buf + 52, c, b, &blk);
     }
     hci_put_u32(buf + 52 + pl, hci_crc32c(0, buf, 52 + pl));
     hc_ctensor *ct = NULL;
     ck_assert_ok(hc_ctensor_deserialize(&ct, buf, tot));
     free(buf);
     return ct;
+}
+
+typedef struct random_fill {
+    const shape_case *s;
+    uint64_t z;
+} random_fill;
+
+/* Uniformly random seed, exponent code and mantissas. */
+static void fill_random(hci_seedlm_block *blk, int64_t b, void *ctx)
+{
+    (void)b;
+    random_fill *f = ctx;
+    const shape_case *s = f->s;
+    blk->seed = 1 + (uint32_t)(next(&f->z) % ((1ull << s->K) - 1));
+    blk->ecode = (uint32_t)(next(&f->z) >> 60) & ((1u << s->E) - 1);
+    for (uint32_t p = 0; p < s->P; p++)
+        blk->q[p] = (int32_t)(next(&f->z) % (1u << s->M)) - (int32_t)(1u << (s->M - 1));
+}
+
+/* A tensor of uniformly random records of shape case s. */
+static hc_ctensor *random_tensor(const shape_case *s, uint64_t seed)
+{
+    const hci_seedlm_cfg c = { s->C, s->P, s->K, s->M, s->E, -6, (uint32_t)((1ull << s->K) - 1) };
+    random_fill f = { s, seed };
+    return seedlm_tensor(&c, s->rows, s->cols, fill_random, &f);
 }
 
 /* Float dot products may differ by rounding: the bound is relative to sum_j |W_rj x_j|. */
@@ -190,6 +214,14 @@ START_TEST(decode_matches_regenerated_states)
 }
 END_TEST
 
+/* Block b has seed b + 1, exponent code 0 and every coefficient 1. */
+static void fill_state(hci_seedlm_block *blk, int64_t b, void *ctx)
+{
+    (void)ctx;
+    blk->seed = (uint32_t)b + 1;
+    blk->q[0] = 1;
+}
+
 /* Every state's value as decode computes it from the table equals the generator's: one block per
  * state (C = P = 1, q = 1, scale 1), for table lengths from 8 to 20. */
 START_TEST(table_values_equal_the_generator_for_every_state)
@@ -198,32 +230,13 @@ START_TEST(table_values_equal_the_generator_for_every_state)
     for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
         const uint32_t K = ks[k], n = (uint32_t)((1ull << K) - 1);
         const hci_seedlm_cfg c = { 1, 1, K, 2, 1, 0, n };
-        const size_t pl = ((size_t)n * hci_seedlm_block_bits(&c) + 7) / 8, tot = 52 + pl + 4;
-        uint8_t *buf = calloc(tot, 1);
-        ck_assert_ptr_nonnull(buf);
-        memcpy(buf, "HCT1", 4);
-        hci_put_u16(buf + 4, 1);
-        hci_put_u16(buf + 6, HC_CODEC_SEEDLM);
-        buf[9] = 2;
-        hci_put_u32(buf + 12, HCI_SEEDLM_PARAMS_LEN);
-        hci_put_u64(buf + 16, pl);
-        hci_put_u64(buf + 24, 1);
-        hci_put_u64(buf + 32, n);
-        hci_seedlm_put_params(buf + 40, &c);
-        for (uint32_t s = 1; s <= n; s++) {
-            hci_seedlm_block blk = { s, 0, { 1 } };
-            hci_seedlm_write_block(buf + 52, &c, s - 1, &blk);
-        }
-        hci_put_u32(buf + 52 + pl, hci_crc32c(0, buf, 52 + pl));
-        hc_ctensor *ct = NULL;
-        ck_assert_ok(hc_ctensor_deserialize(&ct, buf, tot));
+        hc_ctensor *ct = seedlm_tensor(&c, 1, n, fill_state, NULL);
         float *dec = malloc(sizeof(float) * n);
         ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, dec, sizeof(float) * n));
         for (uint32_t s = 1; s <= n; s++)
             ck_assert_msg(dec[s - 1] == hc_lfsr_value(K, s), "K=%u state %u: %.9g vs %.9g", K, s, dec[s - 1],
                           hc_lfsr_value(K, s));
         free(dec);
-        free(buf);
         hc_ctensor_free(ct);
     }
 }
