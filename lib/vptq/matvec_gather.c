@@ -362,46 +362,23 @@ VQ_AVX512 static void unpack_avx512(uint16_t *off, const hci_vq_stream *st, uint
     }
 }
 
-VQ_AVX512 static inline float hsum128_avx512(__m128 h)
-{
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
-}
-
-VQ_AVX512 static inline float hsum256_avx512(__m256 t)
-{
-    return hsum128_avx512(_mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
-}
-
+/* The 128- and 256-bit helpers are the AVX2 ones (AVX-512 implies their ISA, so they inline). */
 VQ_AVX512 static inline float hsum512_avx512(__m512 t) { return _mm512_reduce_add_ps(t); }
 
-VQ_AVX512 static inline __m128 fma128_avx512(__m128 a, __m128 b, __m128 c) { return _mm_fmadd_ps(a, b, c); }
-VQ_AVX512 static inline __m256 fma256_avx512(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
 VQ_AVX512 static inline __m512 fma512_avx512(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
 
-VQ_AVX512 static inline __m128 cload4_avx512(const char *p)
-{
-    return _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)p));
-}
-
-VQ_AVX512 static inline __m256 cload8_avx512(const char *p)
-{
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
-}
-
-VQ_ROWS_KERNEL(rows4_avx512, VQ_AVX512, __m128, _mm_loadu_ps, cload4_avx512, fma128_avx512, _mm_setzero_ps, _mm_add_ps)
-VQ_ROWS_KERNEL(rows8_avx512, VQ_AVX512, __m256, _mm256_loadu_ps, cload8_avx512, fma256_avx512, _mm256_setzero_ps, _mm256_add_ps)
+VQ_ROWS_KERNEL(rows4_avx512, VQ_AVX512, __m128, _mm_loadu_ps, cload4_avx2, fma128_avx2, _mm_setzero_ps, _mm_add_ps)
+VQ_ROWS_KERNEL(rows8_avx512, VQ_AVX512, __m256, _mm256_loadu_ps, cload8_avx2, fma256_avx2, _mm256_setzero_ps, _mm256_add_ps)
 VQ_AVX512 static inline __m512 cload16_avx512(const char *p)
 {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
 }
 
 VQ_ROWS_KERNEL(rows16_avx512, VQ_AVX512, __m512, _mm512_loadu_ps, cload16_avx512, fma512_avx512, _mm512_setzero_ps, _mm512_add_ps)
-VQ_DOT_KERNEL(dot4_avx512, VQ_AVX512, __m128, rows4_avx512, fma128_avx512, _mm_add_ps, _mm_setzero_ps, _mm_set1_ps,
-              hsum128_avx512, 4, VQ_TILE_ROWS)
-VQ_DOT_KERNEL(dot8_avx512, VQ_AVX512, __m256, rows8_avx512, fma256_avx512, _mm256_add_ps, _mm256_setzero_ps,
-              _mm256_set1_ps, hsum256_avx512, 8, VQ_TILE_ROWS)
+VQ_DOT_KERNEL(dot4_avx512, VQ_AVX512, __m128, rows4_avx512, fma128_avx2, _mm_add_ps, _mm_setzero_ps, _mm_set1_ps,
+              hsum128_avx2, 4, VQ_TILE_ROWS)
+VQ_DOT_KERNEL(dot8_avx512, VQ_AVX512, __m256, rows8_avx512, fma256_avx2, _mm256_add_ps, _mm256_setzero_ps,
+              _mm256_set1_ps, hsum256_avx2, 8, VQ_TILE_ROWS)
 VQ_DOT_KERNEL(dot16_avx512, VQ_AVX512, __m512, rows16_avx512, fma512_avx512, _mm512_add_ps, _mm512_setzero_ps,
               _mm512_set1_ps, hsum512_avx512, 16, VQ_TILE_ROWS)
 
