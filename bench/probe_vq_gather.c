@@ -35,7 +35,7 @@ static double now(void)
  * count bytes. */
 enum { SHIPPED, WIDE_OFFSETS, FP32_TABLE, NO_CONVERT };
 
-T static inline __m256 centroid(int how, const char *p)
+T static inline __attribute__((always_inline)) __m256 centroid(const int how, const char *p)
 {
     switch (how) {
     case FP32_TABLE: return _mm256_loadu_ps((const float *)(const void *)p);
@@ -45,8 +45,9 @@ T static inline __m256 centroid(int how, const char *p)
     }
 }
 
-/* Eight rows by all segments, two accumulators per row, as the library's row kernel. */
-T static __attribute__((noinline)) void dot(int how, float *y, const char *cb, const uint16_t *o16,
+/* Eight rows by all segments, two accumulators per row, as the library's row kernel; inlined
+ * into one function per variant (dot_as), so that no variant pays for the others' branches. */
+T static inline __attribute__((always_inline)) void dot(const int how, float *y, const char *cb, const uint16_t *o16,
                                             const uint32_t *o32, const float *xe)
 {
     for (int t0 = 0; t0 < ROWS; t0 += TILE)
@@ -86,6 +87,17 @@ T static __attribute__((noinline)) void dot(int how, float *y, const char *cb, c
                 }
             }
         }
+}
+
+T static __attribute__((noinline)) void dot_as(int how, float *y, const char *cb, const uint16_t *o16,
+                                               const uint32_t *o32, const float *xe)
+{
+    switch (how) {
+    case WIDE_OFFSETS: dot(WIDE_OFFSETS, y, cb, o16, o32, xe); break;
+    case FP32_TABLE: dot(FP32_TABLE, y, cb, o16, o32, xe); break;
+    case NO_CONVERT: dot(NO_CONVERT, y, cb, o16, o32, xe); break;
+    default: dot(SHIPPED, y, cb, o16, o32, xe); break;
+    }
 }
 
 /* Lookup tables: per segment, the dot of every centroid with x (build), then one hardware gather
@@ -179,7 +191,7 @@ int main(int argc, char **argv)
         for (int r = 0; r < reps; r++) {
             memset(y, 0, 4 * ROWS);
             double t0 = now();
-            dot(var[v].how, y, var[v].table, var[v].off, o32, xe);
+            dot_as(var[v].how, y, var[v].table, var[v].off, o32, xe);
             double t = now() - t0;
             best = t < best ? t : best;
         }
