@@ -172,9 +172,57 @@ START_TEST(matvec_matches_decode_on_every_isa_and_shape)
         { 20, 2, 10, 4, 4, 6, 50, "C > 16: float states" },
         { 16, 4, 16, 4, 4, 5, 40, "C * P + K > 65: one word does not hold a block" },
         { 8, 3, 24, 4, 4, 5, 40, "K = 24: no table, states regenerated" },
+        /* the rows-in-lanes kernel (K = 16, 32-bit records, C divides cols): whole tiles of 16
+         * rows there, the rest on the kernel above */
+        { 8, 3, 16, 4, 4, 37, 88, "lanes: 2 tiles and 5 rows, 11 blocks per row (partial chunks)" },
+        { 8, 3, 16, 4, 4, 300, 152, "lanes: row ranges up to 24 rows from odd rows" },
+        { 4, 2, 16, 6, 4, 40, 100, "lanes: P = 2, M = 6, six nibbles" },
+        { 6, 4, 16, 3, 4, 33, 96, "lanes: P = 4, M = 3, stream bits up to 38" },
+        { 8, 2, 16, 6, 4, 18, 264, "lanes: eight nibbles, 33 blocks per row" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_case(&cases[i]);
+}
+END_TEST
+
+/* The rows-in-lanes kernel reads each row's records of a chunk as whole cache lines once the
+ * payload pointer is 4-byte aligned (a shorter first chunk reaches the boundary), and any payload
+ * works: the same tensor's payload copied to every offset from a 64-byte boundary. */
+START_TEST(lane_kernel_any_payload_alignment)
+{
+    const shape_case s = { 8, 3, 16, 4, 4, 40, 256, "payload at every offset" };
+    hc_ctensor *ct = random_tensor(&s, 77);
+    const int64_t rows = s.rows, cols = s.cols;
+    float *W = malloc(sizeof(float) * (size_t)(rows * cols)), *x = test_gauss(9, (size_t)cols, 1.0);
+    float *y = malloc(sizeof(float) * (size_t)rows);
+    double *ref = malloc(sizeof(double) * (size_t)rows), *mag = malloc(sizeof(double) * (size_t)rows);
+    ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, W, sizeof(float) * (size_t)(rows * cols)));
+    for (int64_t r = 0; r < rows; r++) {
+        ref[r] = mag[r] = 0;
+        for (int64_t j = 0; j < cols; j++) {
+            ref[r] += (double)W[r * cols + j] * x[j];
+            mag[r] += fabs((double)W[r * cols + j] * x[j]);
+        }
+    }
+    const size_t pl = (size_t)ct->payload_len;
+    uint8_t *buf = hci_aligned_array(pl + 64, 1);
+    ck_assert_ptr_nonnull(buf);
+    for (uint32_t off = 0; off < 64; off++) {
+        memcpy(buf + off, ct->payload, pl);
+        memset(y, 0xFF, sizeof(float) * (size_t)rows);
+        ck_assert_ok(hci_seedlm_matvec_rows(ct->state, buf + off, cols, x, y, 0, rows));
+        char how[48];
+        snprintf(how, sizeof how, "payload at 64 k + %u", off);
+        for (int64_t r = 0; r < rows; r++)
+            check_row(&s, how, r, y[r], ref, mag);
+    }
+    hci_free(buf);
+    free(W);
+    free(x);
+    free(y);
+    free(ref);
+    free(mag);
+    hc_ctensor_free(ct);
 }
 END_TEST
 
@@ -248,6 +296,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, matvec_matches_decode_on_every_isa_and_shape);
+    tcase_add_test(tc, lane_kernel_any_payload_alignment);
     tcase_add_test(tc, decode_matches_regenerated_states);
     tcase_add_test(tc, table_values_equal_the_generator_for_every_state);
     suite_add_tcase(s, tc);

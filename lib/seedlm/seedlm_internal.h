@@ -111,4 +111,14 @@ void hci_seedlm_decode_block(const hci_seedlm_state *st, const uint8_t *payload,
 int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
                            float *y, int64_t row0, int64_t row1);
 
+/* The rows-in-lanes kernel (seedlm_matvec_lut.c): 1 when configuration c on cols columns fits it
+ * (K = 16, 32-bit records, P <= 4, stream bits C P + K - 1 <= 40, C divides cols). */
+int hci_seedlm_lut_fits(const hci_seedlm_cfg *c, int64_t cols);
+
+/* y[r] for the first 16 * floor((row1 - row0) / 16) rows from row0, which it returns (or
+ * HC_ENOMEM, negative); needs the stream-word tables, hci_seedlm_lut_fits() and an AVX-512 CPU
+ * with GFNI. */
+int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
+                              float *y, int64_t row0, int64_t row1);
+
 #endif

@@ -3,7 +3,9 @@
  * cut the states out of that word with shifts, convert them, multiply them by x (expanded so
  * that value i*P + p of the block meets x_i) and by the coefficient q_p 2^e of their column, and
  * accumulate. A portable version (decode each block, dot it with x) and AVX2 / AVX-512 versions
- * chosen by hci_cpu_isa(); tests compare them (HYPERCOMP_ISA=portable).
+ * chosen by hci_cpu_isa(); tests compare them (HYPERCOMP_ISA=portable). Where it applies (the
+ * 4-bit preset), whole tiles of 16 rows go to the rows-in-lanes kernel of seedlm_matvec_lut.c,
+ * which looks the stream's bits up in tables built from x instead of forming weights.
  *
  * Rows need not hold whole blocks: x sits between zeros and row r processes every block holding
  * some of its values, each against the slice of x at its own place, so a block that straddles
@@ -593,6 +595,17 @@ int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, i
 {
     const hci_seedlm_cfg *c = &st->cfg;
     const uint32_t C = c->C, P = c->P;
+#ifdef HCI_SEEDLM_X86
+    /* whole tiles of 16 rows with the rows-in-lanes kernel where it applies, the rest below */
+    if (st->word && hci_seedlm_lut_fits(c, cols) && hci_cpu_isa() == HCI_ISA_AVX512 && hci_cpu_gfni()) {
+        int64_t done = hci_seedlm_matvec_lut(st, payload, cols, x, y, row0, row1);
+        if (done < 0)
+            return (int)done;
+        row0 += done;
+        if (row0 == row1)
+            return HC_OK;
+    }
+#endif
     uint64_t payload_len = ((uint64_t)st->nblocks * st->bits + 7) / 8;
     /* the vector kernels need the table, one stream word per block (C * P + K <= 65), P * M <= 32
      * and records of at most 57 bits; the AVX2 one also P <= 8 */
