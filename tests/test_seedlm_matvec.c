@@ -91,13 +91,12 @@ static void check_row(const shape_case *s, const char *how, int64_t r, float got
                   s->M, (long long)s->rows, (long long)s->cols, s->what, how, (long long)r, got, ref[r], mag[r]);
 }
 
-static void check_case(const shape_case *s)
+/* ref = W x in double from the decoded matrix, and mag = |W| |x| (the rounding scale), per row. */
+static void reference_product(const hc_ctensor *ct, int64_t rows, int64_t cols, const float *x, double *ref,
+                              double *mag)
 {
-    hc_ctensor *ct = random_tensor(s, 1000 + s->C * 31 + s->K);
-    const int64_t rows = s->rows, cols = s->cols;
-    float *W = malloc(sizeof(float) * (size_t)(rows * cols)), *x = test_gauss(7, (size_t)cols, 1.0);
-    float *y = malloc(sizeof(float) * (size_t)rows), *yp = malloc(sizeof(float) * (size_t)rows);
-    double *ref = malloc(sizeof(double) * (size_t)rows), *mag = malloc(sizeof(double) * (size_t)rows);
+    float *W = malloc(sizeof(float) * (size_t)(rows * cols));
+    ck_assert_ptr_nonnull(W);
     ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, W, sizeof(float) * (size_t)(rows * cols)));
     for (int64_t r = 0; r < rows; r++) {
         ref[r] = mag[r] = 0;
@@ -106,6 +105,17 @@ static void check_case(const shape_case *s)
             mag[r] += fabs((double)W[r * cols + j] * x[j]);
         }
     }
+    free(W);
+}
+
+static void check_case(const shape_case *s)
+{
+    hc_ctensor *ct = random_tensor(s, 1000 + s->C * 31 + s->K);
+    const int64_t rows = s->rows, cols = s->cols;
+    float *x = test_gauss(7, (size_t)cols, 1.0);
+    float *y = malloc(sizeof(float) * (size_t)rows), *yp = malloc(sizeof(float) * (size_t)rows);
+    double *ref = malloc(sizeof(double) * (size_t)rows), *mag = malloc(sizeof(double) * (size_t)rows);
+    reference_product(ct, rows, cols, x, ref, mag);
     setenv("HYPERCOMP_ISA", "portable", 1);
     ck_assert_ok(hc_ctensor_matvec(ct, x, yp));
     const char *isas[] = { "portable", "avx2", "avx512" };
@@ -140,7 +150,6 @@ static void check_case(const shape_case *s)
             ck_assert_msg(isnan(y[0]), "row 0 was outside every range yet written");
     }
     unsetenv("HYPERCOMP_ISA");
-    free(W);
     free(x);
     free(y);
     free(yp);
@@ -193,17 +202,9 @@ START_TEST(lane_kernel_any_payload_alignment)
     const shape_case s = { 8, 3, 16, 4, 4, 40, 256, "payload at every offset" };
     hc_ctensor *ct = random_tensor(&s, 77);
     const int64_t rows = s.rows, cols = s.cols;
-    float *W = malloc(sizeof(float) * (size_t)(rows * cols)), *x = test_gauss(9, (size_t)cols, 1.0);
-    float *y = malloc(sizeof(float) * (size_t)rows);
+    float *x = test_gauss(9, (size_t)cols, 1.0), *y = malloc(sizeof(float) * (size_t)rows);
     double *ref = malloc(sizeof(double) * (size_t)rows), *mag = malloc(sizeof(double) * (size_t)rows);
-    ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, W, sizeof(float) * (size_t)(rows * cols)));
-    for (int64_t r = 0; r < rows; r++) {
-        ref[r] = mag[r] = 0;
-        for (int64_t j = 0; j < cols; j++) {
-            ref[r] += (double)W[r * cols + j] * x[j];
-            mag[r] += fabs((double)W[r * cols + j] * x[j]);
-        }
-    }
+    reference_product(ct, rows, cols, x, ref, mag);
     const size_t pl = (size_t)ct->payload_len;
     uint8_t *buf = hci_aligned_array(pl + 64, 1);
     ck_assert_ptr_nonnull(buf);
@@ -217,7 +218,6 @@ START_TEST(lane_kernel_any_payload_alignment)
             check_row(&s, how, r, y[r], ref, mag);
     }
     hci_free(buf);
-    free(W);
     free(x);
     free(y);
     free(ref);
