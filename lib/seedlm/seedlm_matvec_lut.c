@@ -17,14 +17,13 @@
  *     (vgf2p8affineqb, the matrices read off the stream-word tables);
  *   - its coefficients q_p 2^(ebase + code) from the record, already one per lane.
  *
- * About 93 vector operations per 16 blocks, against about 110 for the kernel that regenerates
+ * About 94 vector operations per 16 blocks, against about 110 for the kernel that regenerates
  * each weight (seedlm_matvec.c: 13 per 2 blocks plus record unpacking and word lookups), and none
  * of its permutations to spread coefficients over a block's values. The float sums round
  * differently from the exact integer column sums of that kernel; both stay within float rounding
  * of the decoded matrix's product (tests/test_seedlm_matvec.c). Records are read 16 column blocks
  * at a time, one cache line per row, and transposed in registers 16 rows x 8 blocks at a time.
  * Measurements: doc/algorithms.md, "Matvec from seeds, rows-in-lanes kernel". */
-#include <string.h>
 
 #include "common/alloc.h"
 #include "common/error.h"
@@ -270,10 +269,10 @@ TLUT int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *pa
         L.sign[u] = _mm512_loadu_ps(s);
     }
     const size_t ntab = (size_t)LUT_CHUNK * L.ng * L.P * 16;
+    /* a partial chunk's unused tables are never read (half_tile skips its blocks past n) */
     L.tab = hci_aligned_array(ntab, sizeof(float));
     if (!L.tab)
         return HC_ENOMEM;
-    memset(L.tab, 0, ntab * sizeof(float));
     matvec_lut(&L, y, row0, ntiles);
     hci_free(L.tab);
     return 16 * ntiles;
