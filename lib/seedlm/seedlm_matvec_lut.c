@@ -17,9 +17,12 @@
  *     (vgf2p8affineqb, the matrices read off the stream-word tables);
  *   - its coefficients q_p 2^(ebase + code) from the record, already one per lane.
  *
- * About 94 vector operations per 16 blocks, against about 110 for the kernel that regenerates
+ * About 102 vector operations per 16 blocks, against about 110 for the kernel that regenerates
  * each weight (seedlm_matvec.c: 13 per 2 blocks plus record unpacking and word lookups), and none
- * of its permutations to spread coefficients over a block's values. The float sums round
+ * of its permutations to spread coefficients over a block's values. Their mix matters more than
+ * their number: on Zen 5 float adds, shifts and conversions share two of the four vector pipes
+ * with half the permutations, FMAs have the other two (bench/probe_vec_ports), so each lookup
+ * goes into an FMA with its coefficient rather than into an add. The float sums round
  * differently from the exact integer column sums of that kernel; both stay within float rounding
  * of the decoded matrix's product (tests/test_seedlm_matvec.c). Records are read 16 column blocks
  * at a time, one cache line per row, and transposed in registers 16 rows x 8 blocks at a time.
@@ -116,43 +119,55 @@ INLINE TLUT void build_tables(const lut_ctx *L, int64_t b, float *t)
 INLINE TLUT __m512i stream_high(const lut_ctx *L, __m512i R)
 {
     const __m512i s0 = _mm512_shuffle_epi8(R, L->bcast0), s1 = _mm512_shuffle_epi8(R, L->bcast1);
-    const __mmask64 b0 = 0x1111111111111111ull, b1 = b0 << 1, b2 = b0 << 2;
-    __m512i g = _mm512_maskz_gf2p8affine_epi64_epi8(b0, s0, L->mat[0][0], 0);
-    g = _mm512_mask_gf2p8affine_epi64_epi8(g, b1, s0, L->mat[1][0], 0);
-    g = _mm512_mask_gf2p8affine_epi64_epi8(g, b2, s0, L->mat[2][0], 0);
-    __m512i h = _mm512_maskz_gf2p8affine_epi64_epi8(b0, s1, L->mat[0][1], 0);
-    h = _mm512_mask_gf2p8affine_epi64_epi8(h, b1, s1, L->mat[1][1], 0);
-    h = _mm512_mask_gf2p8affine_epi64_epi8(h, b2, s1, L->mat[2][1], 0);
-    return _mm512_xor_si512(g, h);
+    /* stream byte 2 + o is the XOR of one product per seed byte; the three are independent and
+     * merged by bitwise selects (0xca: a ? b : c), which run on any vector pipe, rather than
+     * chained through merge masks (three dependent permute-pipe steps). Byte 3 is never read:
+     * vpermps looks only at the low nibble of hi >> 4 (g - 4) for g <= 9. */
+    const __m512i b0 = _mm512_xor_si512(_mm512_gf2p8affine_epi64_epi8(s0, L->mat[0][0], 0),
+                                        _mm512_gf2p8affine_epi64_epi8(s1, L->mat[0][1], 0));
+    const __m512i b1 = _mm512_xor_si512(_mm512_gf2p8affine_epi64_epi8(s0, L->mat[1][0], 0),
+                                        _mm512_gf2p8affine_epi64_epi8(s1, L->mat[1][1], 0));
+    const __m512i b2 = _mm512_xor_si512(_mm512_gf2p8affine_epi64_epi8(s0, L->mat[2][0], 0),
+                                        _mm512_gf2p8affine_epi64_epi8(s1, L->mat[2][1], 0));
+    const __m512i lo = _mm512_ternarylogic_epi32(_mm512_set1_epi32(0xff), b0, b1, 0xca);
+    return _mm512_ternarylogic_epi32(_mm512_set1_epi32(0xffff), lo, b2, 0xca);
 }
 
-/* 16 rows' records of one column block (lane l: row l) against its tables: sum_p q_p 2^code D_p,
- * times 2^ebase (the bias) and 1 / (2^15 - 1) (in the tables). Nibble by nibble, each index
- * serving the P lookups at once, so few registers stay live. */
+/* 16 rows' records of one column block (lane l: row l) against its tables, added to acc:
+ * acc + 2^code sum_p q_p D_p, times 2^ebase (the bias) and 1 / (2^15 - 1) (in the tables).
+ * Each lookup is multiplied by its lane's q_p in an FMA (see the top of the file); two
+ * accumulators per p (even and odd nibbles) keep the chains short. */
 INLINE TLUT __m512 block16(const lut_ctx *L, __m512i R, const float *t, uint32_t P, uint32_t ng, uint32_t E,
-                           uint32_t M)
+                           uint32_t M, __m512 acc)
 {
     const __m512i hi = stream_high(L, R);
-    __m512 d[LUT_MAX_P];
+    const uint32_t K = 16;
+    __m512 q[LUT_MAX_P], d0[LUT_MAX_P], d1[LUT_MAX_P];
 #pragma GCC unroll 4
-    for (uint32_t p = 0; p < LUT_MAX_P; p++)
-        d[p] = p < P ? _mm512_permutexvar_ps(R, _mm512_load_ps(t + p * 16)) : _mm512_setzero_ps();
+    for (uint32_t p = 0; p < LUT_MAX_P; p++) {
+        q[p] = p < P ? _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(R, (int)(32 - K - E - M * (p + 1))), (int)(32 - M)))
+                     : _mm512_setzero_ps();
+        d0[p] = p < P ? _mm512_mul_ps(q[p], _mm512_permutexvar_ps(R, _mm512_load_ps(t + p * 16))) : _mm512_setzero_ps();
+        d1[p] = _mm512_setzero_ps();
+    }
 #pragma GCC unroll 10
     for (uint32_t g = 1; g < ng; g++) {
         const __m512i idx = g < 4 ? _mm512_srli_epi32(R, 4 * g) : g == 4 ? hi : _mm512_srli_epi32(hi, 4 * (g - 4));
 #pragma GCC unroll 4
-        for (uint32_t p = 0; p < P; p++)
-            d[p] = _mm512_add_ps(d[p], _mm512_permutexvar_ps(idx, _mm512_load_ps(t + (g * P + p) * 16)));
+        for (uint32_t p = 0; p < P; p++) {
+            const __m512 v = _mm512_permutexvar_ps(idx, _mm512_load_ps(t + (g * P + p) * 16));
+            if (g & 1)
+                d1[p] = _mm512_fmadd_ps(q[p], v, d1[p]);
+            else
+                d0[p] = _mm512_fmadd_ps(q[p], v, d0[p]);
+        }
     }
-    const uint32_t K = 16;
-    __m512 f = _mm512_setzero_ps();
+    __m512 f = _mm512_add_ps(d0[0], d1[0]);
 #pragma GCC unroll 4
-    for (uint32_t p = 0; p < P; p++) {
-        const __m512i q = _mm512_srai_epi32(_mm512_slli_epi32(R, (int)(32 - K - E - M * (p + 1))), (int)(32 - M));
-        f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), d[p], f);
-    }
+    for (uint32_t p = 1; p < P; p++)
+        f = _mm512_add_ps(f, _mm512_add_ps(d0[p], d1[p]));
     const __m512i ebits = _mm512_and_si512(_mm512_slli_epi32(R, 23 - 16), _mm512_set1_epi32((int32_t)(((1u << E) - 1) << 23)));
-    return _mm512_mul_ps(f, _mm512_castsi512_ps(_mm512_add_epi32(ebits, _mm512_set1_epi32(L->ebias))));
+    return _mm512_fmadd_ps(f, _mm512_castsi512_ps(_mm512_add_epi32(ebits, _mm512_set1_epi32(L->ebias))), acc);
 }
 
 /* Rows r0 .. r0 + 15 over column blocks cb .. cb + n - 1 (n <= 8): the records of 16 rows x 8
@@ -194,10 +209,10 @@ INLINE TLUT __m512 half_tile(const lut_ctx *L, int64_t r0, int64_t cb, uint32_t 
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         if ((uint32_t)c < n)
-            acc = _mm512_add_ps(acc, block16(L, _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), tab + c * per_block, P, ng, E, M));
+            acc = block16(L, _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), tab + c * per_block, P, ng, E, M, acc);
         if ((uint32_t)c + 4 < n)
-            acc = _mm512_add_ps(acc, block16(L, _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD),
-                                             tab + (c + 4) * per_block, P, ng, E, M));
+            acc = block16(L, _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD), tab + (c + 4) * per_block, P, ng, E, M,
+                          acc);
     }
     return acc;
 }
