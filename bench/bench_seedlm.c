@@ -130,13 +130,14 @@ static json_object *bench_search(int64_t nblocks, int64_t naive_blocks)
         json_object_object_add(o, key, json_object_new_double((double)nblocks / best_cpu));
     }
     /* The paper's loop on a sample of the same blocks: per seed regenerate U, solve, quantise, measure. */
-    hci_seedlm_cfg c = { 8, 3, 16, 4, 4, ebase, 65535 };
+    /* the compressor writes layout 2 (records grouped by 16 rows) for this shape */
+    hci_seedlm_cfg c = { 8, 3, 16, 4, 4, ebase, 65535, records[40] == HCI_SEEDLM_FORMAT_GROUPED };
     int agree = 1;
     double t0 = now();
     for (int64_t b = 0; b < naive_blocks; b++) {
         hci_seedlm_block nb, got;
         hci_seedlm_search_naive(&nb, w + b * 8, &c);
-        hci_seedlm_read_block(records + 52, &c, b, &got);
+        hci_seedlm_read_block(records + 52, &c, hci_seedlm_slot(&c, shape[0], shape[1], b), &got);
         agree &= nb.seed == got.seed && nb.ecode == got.ecode && !memcmp(nb.q, got.q, 3 * sizeof(int32_t));
     }
     double naive = (double)naive_blocks / (now() - t0);
@@ -179,7 +180,7 @@ static hc_ctensor *random_seedlm(const hci_seedlm_cfg *c, int64_t rows, int64_t 
         hci_seedlm_block blk = { 1 + (uint32_t)((z >> 20) % span), (uint32_t)(z >> 60), { 0 } };
         for (uint32_t p = 0; p < c->P; p++)
             blk.q[p] = (int32_t)((z >> (36 + 4 * p)) & 15) - 8;
-        hci_seedlm_write_block(buf + 52, c, b, &blk);
+        hci_seedlm_write_block(buf + 52, c, hci_seedlm_slot(c, rows, cols, b), &blk);
     }
     hci_put_u32(buf + 52 + pl, hci_crc32c(0, buf, 52 + pl));
     hc_ctensor *ct;
@@ -290,10 +291,15 @@ static json_object *bench_matvec_table_in_l1(const hci_seedlm_cfg *cfg, int64_t 
 
 static json_object *bench_matvec(int64_t n, int reps)
 {
-    const hci_seedlm_cfg p4 = { 8, 3, 16, 4, 4, -12, 65535 }, p3 = { 12, 4, 16, 4, 4, -12, 65535 };
+    /* the layouts the compressor writes: 2 for the 4-bit preset (records grouped by 16 rows), 1 for
+     * the 3-bit one (36-bit records); and the 4-bit preset in layout 1, as files written before
+     * layout 2 have it */
+    const hci_seedlm_cfg p4 = { 8, 3, 16, 4, 4, -12, 65535, 1 }, p4flat = { 8, 3, 16, 4, 4, -12, 65535, 0 },
+                         p3 = { 12, 4, 16, 4, 4, -12, 65535, 0 };
     json_object *o = json_object_new_object();
     json_object_object_add(o, "isa", json_object_new_string(hci_isa_name(hci_cpu_isa())));
     json_object_object_add(o, "seedlm:4bit", bench_matvec_one(&p4, n, reps));
+    json_object_object_add(o, "seedlm:4bit_layout1", bench_matvec_one(&p4flat, n, reps));
     json_object_object_add(o, "seedlm:3bit", bench_matvec_one(&p3, n, reps));
     json_object_object_add(o, "seedlm:4bit_table_in_l1_threads1", bench_matvec_table_in_l1(&p4, n, reps));
     return o;

@@ -168,7 +168,7 @@ static void record_at(ref_block *out, const uint8_t *payload, const ref_cfg *c, 
 static void params_of(ref_cfg *c, const uint8_t *ser, uint32_t ndim)
 {
     const uint8_t *p = ser + 24 + 8 * ndim;
-    ck_assert_uint_eq(p[0], 1);
+    ck_assert_msg(p[0] == 1 || p[0] == 2, "layout version %u", p[0]);
     c->C = p[1];
     c->P = p[2];
     c->K = p[3];
@@ -270,7 +270,7 @@ START_TEST(search_is_the_same_on_every_isa_and_thread_count)
     }
     unsetenv("HYPERCOMP_ISA");
     /* the paper's straightforward loop picks the same records */
-    hci_seedlm_cfg c = { 8, 3, 11, 4, 4, 0, 2047 };
+    hci_seedlm_cfg c = { 8, 3, 11, 4, 4, 0, 2047, 0 };
     ref_cfg rc;
     params_of(&rc, a, 2);
     c.ebase = rc.ebase;
@@ -357,6 +357,65 @@ START_TEST(tiny_tensor_bytes)
     ck_assert_uint_eq(s.bits, 8 * 60);
     free(ser);
     hc_ctensor_free(ct);
+}
+END_TEST
+
+START_TEST(layout_2_groups_records_by_16_rows)
+{
+    /* 20 x 16 with 32-bit records (K = 16): layout 2. Rows 0..15 form group 0, whose 16 records of
+     * column block j sit at 16 j + r; rows 16..19 form group 1 (4 rows) from record 32 on, block
+     * j's at 32 + 4 j + (r - 16). Each record is the brute-force search's for its block. */
+    const int64_t rows = 20, cols = 16;
+    float *w = test_gauss(19, rows * cols, 0.5);
+    hc_ctensor *ct = compress2("seedlm:4bit,seeds=200,threads=1", w, rows, cols);
+    size_t n;
+    uint8_t *ser = serialise(ct, &n);
+    ck_assert_uint_eq(ser[40], 2);
+    ck_assert_uint_eq(hci_get_u64(ser + 16), 40 * 4);
+    ref_cfg c;
+    params_of(&c, ser, 2);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < 2; j++) {
+            const int64_t slot = r < 16 ? 16 * j + r : 32 + 4 * j + (r - 16);
+            double wb[8];
+            for (int i = 0; i < 8; i++)
+                wb[i] = w[r * cols + 8 * j + i];
+            ref_block want, got;
+            brute_block(&want, wb, &c);
+            record_at(&got, ser + 52, &c, slot);
+            ck_assert_msg(got.seed == want.seed && got.ecode == want.ecode, "row %lld block %lld (record %lld)",
+                          (long long)r, (long long)j, (long long)slot);
+            for (int p = 0; p < 3; p++)
+                ck_assert_int_eq(got.q[p], want.q[p]);
+        }
+    /* the same records in layout 1 (block order) decode to the same values */
+    uint8_t *flat = malloc(n);
+    ck_assert_ptr_nonnull(flat);
+    memcpy(flat, ser, n);
+    flat[40] = 1;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < 2; j++) {
+            const int64_t slot = r < 16 ? 16 * j + r : 32 + 4 * j + (r - 16);
+            memcpy(flat + 52 + 4 * (2 * r + j), ser + 52 + 4 * slot, 4);
+        }
+    hci_put_u32(flat + n - 4, hci_crc32c(0, flat, n - 4));
+    hc_ctensor *back = NULL;
+    ck_assert_ok(hc_ctensor_deserialize(&back, flat, n));
+    float d1[320], d2[320];
+    ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, d2, sizeof d2));
+    ck_assert_ok(hc_ctensor_decode(back, HC_DTYPE_F32, d1, sizeof d1));
+    ck_assert_mem_eq(d1, d2, sizeof d1);
+    /* a shape whose rows are not whole blocks keeps layout 1 */
+    hc_ctensor *odd = compress2("seedlm:4bit,seeds=200,threads=1", w, 20, 12);
+    uint8_t *so = serialise(odd, &n);
+    ck_assert_uint_eq(so[40], 1);
+    free(so);
+    hc_ctensor_free(odd);
+    hc_ctensor_free(back);
+    free(flat);
+    free(ser);
+    hc_ctensor_free(ct);
+    free(w);
 }
 END_TEST
 
@@ -586,7 +645,8 @@ START_TEST(hostile_payloads_are_rejected)
         uint8_t value;
         const char *needle;
     } cases[] = {
-        { 40, 2, "layout version 2" },      { 41, 0, "C=0" },
+        { 40, 3, "layout version 3" },      { 41, 0, "C=0" },
+        { 40, 2, "layout version 2, which needs 32-bit records and C dividing the columns; it has 25-bit" },
         { 42, 9, "P=9" },                   { 43, 7, "K=7" },
         { 43, 40, "K=40" },                 { 44, 9, "9 mantissa bits" },
         { 45, 0, "0 exponent bits" },       { 46, 0x7F, "exponent base" },
@@ -627,35 +687,59 @@ START_TEST(hostile_payloads_are_rejected)
 }
 END_TEST
 
-START_TEST(out_of_memory_leaks_nothing)
+/* Fails each allocation of compressing v with c in turn: every one gives HC_ENOMEM and no tensor,
+ * until the k-th is past the last. Returns how many failed. */
+static long compress_failing_each_allocation(hc_compressor *c, const hc_tensor_view *v)
 {
-    float *w = test_gauss(71, 200, 1.0);
-    hc_compressor *c = make("seedlm:K=8,threads=1");
-    hc_tensor_view v = test_view2("w", w, 10, 20);
     long failures = 0;
-    int succeeded = 0;
-    for (long k = 1; k < 60 && !succeeded; k++) {
+    for (long k = 1; k < 60; k++) {
         hc_ctensor *ct = NULL;
         hci_alloc_fail_after(k);
-        int rc = hc_compress(&ct, c, &v);
+        int rc = hc_compress(&ct, c, v);
         hci_alloc_fail_after(0);
         if (rc == HC_OK) {
             hc_ctensor_free(ct);
-            succeeded = 1;   /* the k-th allocation was past the last one: every point was hit */
-            continue;
+            return failures;   /* the k-th allocation was past the last one: every point was hit */
         }
         ck_assert_int_eq(rc, HC_ENOMEM);
         ck_assert_ptr_null(ct);
         failures++;
     }
-    ck_assert(succeeded && failures >= 8);
+    ck_abort_msg("compression still failing after 60 allocations");
+    return failures;
+}
+
+START_TEST(out_of_memory_leaks_nothing)
+{
+    float *w = test_gauss(71, 200, 1.0);
+    hc_compressor *c = make("seedlm:K=8,threads=1");
+    hc_tensor_view v = test_view2("w", w, 10, 20);
+    ck_assert_int_ge(compress_failing_each_allocation(c, &v), 8);
+    /* layout 2: the regrouping's copy, then matvec's scratch for the grouped records */
+    hc_compressor *c2 = make("seedlm:4bit,seeds=50,threads=1");
+    hc_tensor_view v2 = test_view2("w", w, 25, 8);
+    ck_assert_int_ge(compress_failing_each_allocation(c2, &v2), 8);
+    hc_ctensor *g = NULL;
+    ck_assert_ok(hc_compress(&g, c2, &v2));
+    float x[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, y[25];
+    setenv("HYPERCOMP_ISA", "portable", 1);
+    for (long k = 1; k <= 2; k++) {
+        hci_alloc_fail_after(k);
+        int rc = hc_ctensor_matvec(g, x, y);
+        hci_alloc_fail_after(0);
+        ck_assert_int_eq(rc, HC_ENOMEM);
+    }
+    ck_assert_ok(hc_ctensor_matvec(g, x, y));
+    unsetenv("HYPERCOMP_ISA");
+    hc_ctensor_free(g);
+    hc_compressor_free(c2);
     /* attach's table allocations, through deserialisation */
     hc_ctensor *ct = NULL;
     ck_assert_ok(hc_compress(&ct, c, &v));
     size_t n;
     uint8_t *ser = serialise(ct, &n);
     hc_ctensor_free(ct);
-    succeeded = 0;
+    int succeeded = 0;
     for (long k = 1; k < 20 && !succeeded; k++) {
         hc_ctensor *back = NULL;
         hci_alloc_fail_after(k);
@@ -711,6 +795,7 @@ int main(void)
         tcase_add_test(tc, search_is_the_same_on_every_isa_and_thread_count);
         tcase_add_test(tc, tiles_and_threads_split_large_tensors_without_seams);
         tcase_add_test(tc, tiny_tensor_bytes);
+        tcase_add_test(tc, layout_2_groups_records_by_16_rows);
         tcase_add_test(tc, spec_presets_and_options);
         tcase_add_test(tc, matvec_matches_decode_on_every_isa);
         tcase_add_test(tc, decode_regenerates_each_block_from_its_seed);

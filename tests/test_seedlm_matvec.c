@@ -49,7 +49,7 @@ static hc_ctensor *seedlm_tensor(const hci_seedlm_cfg *c, int64_t rows, int64_t 
     for (int64_t b = 0; b < nb; b++) {
         hci_seedlm_block blk = { 0, 0, { 0 } };
         fill(&blk, b, ctx);
-        hci_seedlm_write_block(buf + 52, c, b, &blk);
+        hci_seedlm_write_block(buf + 52, c, hci_seedlm_slot(c, rows, cols, b), &blk);
     }
     hci_put_u32(buf + 52 + pl, hci_crc32c(0, buf, 52 + pl));
     hc_ctensor *ct = NULL;
@@ -75,10 +75,10 @@ static void fill_random(hci_seedlm_block *blk, int64_t b, void *ctx)
         blk->q[p] = (int32_t)(next(&f->z) % (1u << s->M)) - (int32_t)(1u << (s->M - 1));
 }
 
-/* A tensor of uniformly random records of shape case s. */
-static hc_ctensor *random_tensor(const shape_case *s, uint64_t seed)
+/* A tensor of uniformly random records of shape case s, in layout 2 when grouped. */
+static hc_ctensor *random_tensor(const shape_case *s, uint64_t seed, uint32_t grouped)
 {
-    const hci_seedlm_cfg c = { s->C, s->P, s->K, s->M, s->E, -6, (uint32_t)((1ull << s->K) - 1) };
+    const hci_seedlm_cfg c = { s->C, s->P, s->K, s->M, s->E, -6, (uint32_t)((1ull << s->K) - 1), grouped };
     random_fill f = { s, seed };
     return seedlm_tensor(&c, s->rows, s->cols, fill_random, &f);
 }
@@ -108,9 +108,9 @@ static void reference_product(const hc_ctensor *ct, int64_t rows, int64_t cols, 
     free(W);
 }
 
-static void check_case(const shape_case *s)
+static void check_case(const shape_case *s, uint32_t grouped)
 {
-    hc_ctensor *ct = random_tensor(s, 1000 + s->C * 31 + s->K);
+    hc_ctensor *ct = random_tensor(s, 1000 + s->C * 31 + s->K, grouped);
     const int64_t rows = s->rows, cols = s->cols;
     float *x = test_gauss(7, (size_t)cols, 1.0);
     float *y = malloc(sizeof(float) * (size_t)rows), *yp = malloc(sizeof(float) * (size_t)rows);
@@ -189,18 +189,24 @@ START_TEST(matvec_matches_decode_on_every_isa_and_shape)
         { 6, 4, 16, 3, 4, 33, 96, "lanes: P = 4, M = 3, stream bits up to 38" },
         { 8, 2, 16, 6, 4, 18, 264, "lanes: eight nibbles, 33 blocks per row" },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        check_case(&cases[i]);
+    /* every case in layout 1, and in layout 2 where it applies (32-bit records, C divides cols) */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const shape_case *s = &cases[i];
+        const hci_seedlm_cfg c = { s->C, s->P, s->K, s->M, s->E, 0, 1, 0 };
+        for (uint32_t grouped = 0; grouped <= (uint32_t)hci_seedlm_groupable(&c, s->cols); grouped++)
+            check_case(s, grouped);
+    }
 }
 END_TEST
 
 /* The rows-in-lanes kernel reads each row's records of a chunk as whole cache lines once the
- * payload pointer is 4-byte aligned (a shorter first chunk reaches the boundary), and any payload
- * works: the same tensor's payload copied to every offset from a 64-byte boundary. */
-START_TEST(lane_kernel_any_payload_alignment)
+ * payload pointer is 4-byte aligned (a shorter first chunk reaches the boundary) in layout 1, and
+ * a group's 16 records of a block as one unaligned vector in layout 2; any payload works: the
+ * same tensor's payload copied to every offset from a 64-byte boundary, in both layouts. */
+static void check_every_payload_offset(uint32_t grouped)
 {
     const shape_case s = { 8, 3, 16, 4, 4, 40, 256, "payload at every offset" };
-    hc_ctensor *ct = random_tensor(&s, 77);
+    hc_ctensor *ct = random_tensor(&s, 77, grouped);
     const int64_t rows = s.rows, cols = s.cols;
     float *x = test_gauss(9, (size_t)cols, 1.0), *y = malloc(sizeof(float) * (size_t)rows);
     double *ref = malloc(sizeof(double) * (size_t)rows), *mag = malloc(sizeof(double) * (size_t)rows);
@@ -213,7 +219,7 @@ START_TEST(lane_kernel_any_payload_alignment)
         memset(y, 0xFF, sizeof(float) * (size_t)rows);
         ck_assert_ok(hci_seedlm_matvec_rows(ct->state, buf + off, cols, x, y, 0, rows));
         char how[48];
-        snprintf(how, sizeof how, "payload at 64 k + %u", off);
+        snprintf(how, sizeof how, "layout %u, payload at 64 k + %u", grouped + 1, off);
         for (int64_t r = 0; r < rows; r++)
             check_row(&s, how, r, y[r], ref, mag);
     }
@@ -223,6 +229,12 @@ START_TEST(lane_kernel_any_payload_alignment)
     free(ref);
     free(mag);
     hc_ctensor_free(ct);
+}
+
+START_TEST(lane_kernel_any_payload_alignment)
+{
+    check_every_payload_offset(0);
+    check_every_payload_offset(1);
 }
 END_TEST
 
@@ -239,7 +251,7 @@ START_TEST(decode_matches_regenerated_states)
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const shape_case *s = &cases[k];
-        hc_ctensor *ct = random_tensor(s, 77 + k);
+        hc_ctensor *ct = random_tensor(s, 77 + k, 0);
         const hci_seedlm_state *st = ct->state;
         const uint32_t C = s->C, P = s->P;
         float out[HCI_SEEDLM_MAX_C], *u = malloc(sizeof(float) * C * P);
@@ -277,7 +289,7 @@ START_TEST(table_values_equal_the_generator_for_every_state)
     const uint32_t ks[] = { 8, 13, 16, 20 };
     for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
         const uint32_t K = ks[k], n = (uint32_t)((1ull << K) - 1);
-        const hci_seedlm_cfg c = { 1, 1, K, 2, 1, 0, n };
+        const hci_seedlm_cfg c = { 1, 1, K, 2, 1, 0, n, 0 };
         hc_ctensor *ct = seedlm_tensor(&c, 1, n, fill_state, NULL);
         float *dec = malloc(sizeof(float) * n);
         ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, dec, sizeof(float) * n));

@@ -111,7 +111,7 @@ int hci_seedlm_from_spec(hc_compressor **out, hci_spec *spec)
 
 void hci_seedlm_put_params(uint8_t out[HCI_SEEDLM_PARAMS_LEN], const hci_seedlm_cfg *c)
 {
-    out[0] = HCI_SEEDLM_FORMAT;
+    out[0] = c->grouped ? HCI_SEEDLM_FORMAT_GROUPED : HCI_SEEDLM_FORMAT_FLAT;
     out[1] = (uint8_t)c->C;
     out[2] = (uint8_t)c->P;
     out[3] = (uint8_t)c->K;
@@ -179,11 +179,26 @@ static int payload_bytes(uint64_t *out, int64_t nblocks, const hci_seedlm_cfg *c
     return *out <= SIZE_MAX;
 }
 
+/* Reorders the search's block-order records into layout 2 (32-bit records, see
+ * hci_seedlm_slot); sets c->grouped. */
+static int group_records(uint8_t **payload, hci_seedlm_cfg *c, int64_t rows, int64_t cols, int64_t nblocks)
+{
+    uint8_t *out = hci_malloc((size_t)nblocks * 4);
+    if (!out)
+        return HC_ENOMEM;
+    c->grouped = 1;
+    for (int64_t b = 0; b < nblocks; b++)
+        memcpy(out + 4 * hci_seedlm_slot(c, rows, cols, b), *payload + 4 * b, 4);
+    hci_free(*payload);
+    *payload = out;
+    return HC_OK;
+}
+
 static int seedlm_compress(hc_ctensor *ct, const hc_compressor *comp, const hci_matrix *w)
 {
     const hc_seedlm_options *o = opts_of(comp);
     hci_seedlm_cfg c = { o->block_size, o->latent_dim, o->lfsr_bits, o->mantissa_bits, o->exponent_bits, 0,
-                         o->seeds ? o->seeds : (uint32_t)period(o->lfsr_bits) };
+                         o->seeds ? o->seeds : (uint32_t)period(o->lfsr_bits), 0 };
     c.ebase = hci_seedlm_choose_ebase(w->data, w->numel, &c);
     int64_t nblocks = (w->numel + c.C - 1) / c.C;
     uint64_t bytes;
@@ -196,13 +211,15 @@ static int seedlm_compress(hc_ctensor *ct, const hc_compressor *comp, const hci_
         hci_free(payload);
         return HC_ENOMEM;
     }
-    hci_seedlm_put_params(params, &c);
     int rc = hci_seedlm_search(payload, w->data, w->numel, &c, comp->threads);
+    if (rc == HC_OK && hci_seedlm_groupable(&c, w->cols))
+        rc = group_records(&payload, &c, w->rows, w->cols, nblocks);
     if (rc != HC_OK) {
         hci_free(params);
         hci_free(payload);
         return rc;
     }
+    hci_seedlm_put_params(params, &c);
     ct->params = params;
     ct->params_len = HCI_SEEDLM_PARAMS_LEN;
     ct->payload = payload;
@@ -216,9 +233,10 @@ static int parse_params(hci_seedlm_cfg *c, const hc_ctensor *ct)
     if (ct->params_len != HCI_SEEDLM_PARAMS_LEN)
         return hci_fail(HC_EFORMAT, "seedlm tensor has %u parameter bytes; expected %d", ct->params_len,
                         HCI_SEEDLM_PARAMS_LEN);
-    if (p[0] != HCI_SEEDLM_FORMAT)
-        return hci_fail(HC_EFORMAT, "seedlm tensor has layout version %u; this library reads %d", p[0],
-                        HCI_SEEDLM_FORMAT);
+    if (p[0] != HCI_SEEDLM_FORMAT_FLAT && p[0] != HCI_SEEDLM_FORMAT_GROUPED)
+        return hci_fail(HC_EFORMAT, "seedlm tensor has layout version %u; this library reads %d and %d", p[0],
+                        HCI_SEEDLM_FORMAT_FLAT, HCI_SEEDLM_FORMAT_GROUPED);
+    c->grouped = p[0] == HCI_SEEDLM_FORMAT_GROUPED;
     c->C = p[1];
     c->P = p[2];
     c->K = p[3];
@@ -244,6 +262,11 @@ static int parse_params(hci_seedlm_cfg *c, const hc_ctensor *ct)
     if (c->nseeds < 1 || c->nseeds > period(c->K))
         return hci_fail(HC_EFORMAT, "seedlm tensor says %u seeds were searched; a %u-bit LFSR has 1 to %llu",
                         c->nseeds, c->K, (unsigned long long)period(c->K));
+    if (c->grouped && !hci_seedlm_groupable(c, ct->cols))
+        return hci_fail(HC_EFORMAT,
+                        "seedlm tensor has layout version 2, which needs 32-bit records and C dividing the columns; "
+                        "it has %u-bit records, C=%u and %lld columns",
+                        hci_seedlm_block_bits(c), c->C, (long long)ct->cols);
     return HC_OK;
 }
 
@@ -307,6 +330,8 @@ static int seedlm_attach(hc_ctensor *ct)
     if (!st)
         return HC_ENOMEM;
     st->cfg = c;
+    st->rows = ct->rows;
+    st->cols = ct->cols;
     st->nblocks = nblocks;
     st->bits = hci_seedlm_block_bits(&c);
     st->tap_mask = hci_lfsr_tap_mask(c.K);
@@ -330,10 +355,11 @@ static int seedlm_decode(const hc_ctensor *ct, int64_t first, int64_t count, flo
     while (i < count) {
         int64_t idx = first + i, b = idx / C, off = idx % C;
         int64_t n = C - off < count - i ? C - off : count - i;
+        const int64_t slot = hci_seedlm_slot(&st->cfg, st->rows, st->cols, b);
         if (off == 0 && n == C) {
-            hci_seedlm_decode_block(st, ct->payload, b, out + i);
+            hci_seedlm_decode_block(st, ct->payload, slot, out + i);
         } else {
-            hci_seedlm_decode_block(st, ct->payload, b, tmp);
+            hci_seedlm_decode_block(st, ct->payload, slot, tmp);
             memcpy(out + i, tmp + off, (size_t)n * sizeof(float));
         }
         i += n;

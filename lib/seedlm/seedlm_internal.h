@@ -13,7 +13,11 @@
 #define HCI_SEEDLM_MAX_C 64
 #define HCI_SEEDLM_MAX_P 16
 #define HCI_SEEDLM_PARAMS_LEN 12
-#define HCI_SEEDLM_FORMAT 1
+/* Layout versions (doc/algorithms.md, "SeedLM", "Layout"): 1 stores the records in block order,
+ * 2 in groups of HCI_SEEDLM_GROUP rows with the group's records of one column block together. */
+#define HCI_SEEDLM_FORMAT_FLAT 1
+#define HCI_SEEDLM_FORMAT_GROUPED 2
+#define HCI_SEEDLM_GROUP 16
 /* The stream-word tables (hci_seedlm_state) are built for K up to this; longer registers
  * regenerate each block's states with the LFSR (the decode's exact reciprocal multiply is proven
  * for K <= 20 only, see seedlm_kernels.c). */
@@ -30,6 +34,7 @@ typedef struct hci_seedlm_cfg {
     uint32_t C, P, K, M, E;
     int32_t ebase;        /* block exponent = ebase + stored code */
     uint32_t nseeds;      /* seeds searched: the first nseeds states in generator order from 1 */
+    uint32_t grouped;     /* 1 for layout version 2, 0 for version 1 */
 } hci_seedlm_cfg;
 
 /* One block's record. */
@@ -42,6 +47,25 @@ typedef struct hci_seedlm_block {
 static inline uint32_t hci_seedlm_block_bits(const hci_seedlm_cfg *c)
 {
     return c->K + c->E + c->P * c->M;
+}
+
+/* Whether a rows x cols tensor may use layout version 2: 32-bit records (whole bytes, so that a
+ * group's records of one column block form one aligned-size vector) and whole blocks per row. */
+static inline int hci_seedlm_groupable(const hci_seedlm_cfg *c, int64_t cols)
+{
+    return hci_seedlm_block_bits(c) == 32 && cols % c->C == 0;
+}
+
+/* The record index of block b (row-major order over the tensor, as the search numbers them). In
+ * layout 2 row r's block j sits in group g = r / 16, which holds n = min(16, rows - 16 g) rows:
+ * at 16 g nbr + j n + (r - 16 g), nbr = cols / C blocks per row. */
+static inline int64_t hci_seedlm_slot(const hci_seedlm_cfg *c, int64_t rows, int64_t cols, int64_t b)
+{
+    if (!c->grouped)
+        return b;
+    const int64_t nbr = cols / c->C, r = b / nbr, j = b % nbr, g0 = r - r % HCI_SEEDLM_GROUP;
+    const int64_t n = rows - g0 < HCI_SEEDLM_GROUP ? rows - g0 : HCI_SEEDLM_GROUP;
+    return g0 * nbr + j * n + (r - g0);
 }
 
 void hci_seedlm_put_params(uint8_t out[HCI_SEEDLM_PARAMS_LEN], const hci_seedlm_cfg *c);
@@ -60,6 +84,7 @@ void hci_seedlm_read_block(const uint8_t *payload, const hci_seedlm_cfg *c, int6
  * any word, where a table of every state's word would take 2^K x 8 bytes (512 KiB at K = 16). */
 typedef struct hci_seedlm_state {
     hci_seedlm_cfg cfg;
+    int64_t rows, cols;  /* the tensor's 2-D view */
     int64_t nblocks;
     uint32_t bits;       /* per block */
     uint32_t tap_mask;

@@ -590,22 +590,57 @@ static T256 void matvec256(const mv_ctx *m, float *y, int64_t row0, int64_t row1
 }
 #endif
 
-int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
-                           float *y, int64_t row0, int64_t row1)
+/* The kernel isa picks over rows [row0, row1) of m, whose records are in block order. */
+static void run_rows(const mv_ctx *m, hci_isa isa, int ints, float *y, int64_t row0, int64_t row1)
+{
+    (void)isa, (void)ints;
+#ifdef HCI_SEEDLM_X86
+    if (ints)
+        matvec512i(m, y, row0, row1);
+    else if (isa == HCI_ISA_AVX512)
+        matvec512(m, y, row0, row1);
+    else if (isa == HCI_ISA_AVX2)
+        matvec256(m, y, row0, row1);
+    else
+        matvec_portable(m, y, row0, row1);
+#else
+    matvec_portable(m, y, row0, row1);
+#endif
+}
+
+/* Layout 2: each group's rows in [row0, row1) copied back to block order (the 32-bit records of
+ * one row together) in scratch, then run_rows on them. */
+static int run_grouped(const mv_ctx *m, hci_isa isa, int ints, float *y, int64_t row0, int64_t row1)
+{
+    const hci_seedlm_state *st = m->st;
+    const int64_t nbr = m->cols / st->cfg.C, G = HCI_SEEDLM_GROUP;
+    uint32_t *rec = hci_malloc_array((size_t)(G * nbr), sizeof(uint32_t));
+    if (!rec)
+        return HC_ENOMEM;
+    for (int64_t g0 = row0 - row0 % G; g0 < row1; g0 += G) {
+        const int64_t n = st->rows - g0 < G ? st->rows - g0 : G;
+        const int64_t lo = row0 > g0 ? row0 - g0 : 0, hi = row1 < g0 + n ? row1 - g0 : n;
+        const uint8_t *grp = m->payload + 4 * g0 * nbr;
+        for (int64_t r = lo; r < hi; r++)
+            for (int64_t j = 0; j < nbr; j++)
+                memcpy(rec + (r - lo) * nbr + j, grp + 4 * (j * n + r), 4);
+        mv_ctx mg = *m;
+        mg.payload = (const uint8_t *)rec;
+        mg.payload_len = (uint64_t)(4 * (hi - lo) * nbr);
+        run_rows(&mg, isa, ints, y + g0 + lo, 0, hi - lo);
+    }
+    hci_free(rec);
+    return HC_OK;
+}
+
+/* Rows [row0, row1) with the per-block kernels (not the rows-in-lanes one). */
+static int matvec_blocks(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x, float *y,
+                         int64_t row0, int64_t row1)
 {
     const hci_seedlm_cfg *c = &st->cfg;
     const uint32_t C = c->C, P = c->P;
-#ifdef HCI_SEEDLM_X86
-    /* whole tiles of 16 rows with the rows-in-lanes kernel where it applies, the rest below */
-    if (st->word && hci_seedlm_lut_fits(c, cols) && hci_cpu_isa() == HCI_ISA_AVX512 && hci_cpu_gfni()) {
-        int64_t done = hci_seedlm_matvec_lut(st, payload, cols, x, y, row0, row1);
-        if (done < 0)
-            return (int)done;
-        row0 += done;
-        if (row0 == row1)
-            return HC_OK;
-    }
-#endif
+    if (row0 >= row1)
+        return HC_OK;
     uint64_t payload_len = ((uint64_t)st->nblocks * st->bits + 7) / 8;
     /* the vector kernels need the table, one stream word per block (C * P + K <= 65), P * M <= 32
      * and records of at most 57 bits; the AVX2 one also P <= 8 */
@@ -639,18 +674,35 @@ int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, i
         for (uint32_t p = 0; p < stride; p++)
             xp[pre + (size_t)j * stride + p] = x[j] * sc;
     mv_ctx m = { st, payload, payload_len, cols, stride, xp };
-#ifdef HCI_SEEDLM_X86
-    if (ints)
-        matvec512i(&m, y, row0, row1);
-    else if (isa == HCI_ISA_AVX512)
-        matvec512(&m, y, row0, row1);
-    else if (isa == HCI_ISA_AVX2)
-        matvec256(&m, y, row0, row1);
+    int rc = HC_OK;
+    if (c->grouped)
+        rc = run_grouped(&m, isa, ints, y, row0, row1);
     else
-        matvec_portable(&m, y, row0, row1);
-#else
-    matvec_portable(&m, y, row0, row1);
-#endif
+        run_rows(&m, isa, ints, y, row0, row1);
     hci_free(xp);
-    return HC_OK;
+    return rc;
+}
+
+int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
+                           float *y, int64_t row0, int64_t row1)
+{
+#ifdef HCI_SEEDLM_X86
+    /* whole tiles of 16 rows with the rows-in-lanes kernel where it applies (in layout 2, the
+     * whole groups inside the range), the rest with the per-block kernels */
+    const hci_seedlm_cfg *c = &st->cfg;
+    if (st->word && hci_seedlm_lut_fits(c, cols) && hci_cpu_isa() == HCI_ISA_AVX512 && hci_cpu_gfni()) {
+        const int64_t G = HCI_SEEDLM_GROUP;
+        const int64_t a = c->grouped ? (row0 + G - 1) / G * G : row0;
+        if (a < row1) {
+            const int64_t done = hci_seedlm_matvec_lut(st, payload, cols, x, y, a, row1);
+            if (done < 0)
+                return (int)done;
+            if (done > 0) {
+                int rc = matvec_blocks(st, payload, cols, x, y, row0, a);
+                return rc != HC_OK ? rc : matvec_blocks(st, payload, cols, x, y, a + done, row1);
+            }
+        }
+    }
+#endif
+    return matvec_blocks(st, payload, cols, x, y, row0, row1);
 }
