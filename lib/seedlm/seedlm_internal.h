@@ -142,7 +142,7 @@ int hci_seedlm_lut_fits(const hci_seedlm_cfg *c, int64_t cols);
 
 /* y[r] for the first 16 * floor((row1 - row0) / 16) rows from row0, which it returns (or
  * HC_ENOMEM, negative); needs the stream-word tables, hci_seedlm_lut_fits() and an AVX-512 CPU
- * with GFNI. */
+ * with GFNI, and in layout 2 row0 at the start of a group. */
 int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
                               float *y, int64_t row0, int64_t row1);
 

@@ -25,7 +25,8 @@
  * goes into an FMA with its coefficient rather than into an add. The float sums round
  * differently from the exact integer column sums of that kernel; both stay within float rounding
  * of the decoded matrix's product (tests/test_seedlm_matvec.c). Records are read 16 column blocks
- * at a time, one cache line per row, and transposed in registers 16 rows x 8 blocks at a time.
+ * at a time: in layout 2 (records grouped by 16 rows) one vector per block, already rows in
+ * lanes; in layout 1 one cache line per row, transposed in registers 16 rows x 8 blocks at a time.
  * Measurements: doc/algorithms.md, "Matvec from seeds, rows-in-lanes kernel". */
 
 #include "common/alloc.h"
