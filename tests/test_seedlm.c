@@ -405,6 +405,16 @@ START_TEST(layout_2_groups_records_by_16_rows)
     ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, d2, sizeof d2));
     ck_assert_ok(hc_ctensor_decode(back, HC_DTYPE_F32, d1, sizeof d1));
     ck_assert_mem_eq(d1, d2, sizeof d1);
+    /* the decoder's cursor steps through the same records as hci_seedlm_slot() from any block on,
+     * across full groups and a last one of 5 rows (37 x 24, 3 blocks per row) */
+    hci_seedlm_cfg gc = { 8, 3, 16, 4, 4, -12, 65535, 1 };
+    for (int64_t b0 = 0; b0 < 37 * 3; b0++) {
+        hci_seedlm_cursor k;
+        hci_seedlm_cursor_init(&k, &gc, 37, 24, b0);
+        for (int64_t b = b0; b < 37 * 3; b++, hci_seedlm_cursor_next(&k))
+            ck_assert_msg(k.slot == hci_seedlm_slot(&gc, 37, 24, b), "from block %lld, block %lld: record %lld, want %lld",
+                          (long long)b0, (long long)b, (long long)k.slot, (long long)hci_seedlm_slot(&gc, 37, 24, b));
+    }
     /* a shape whose rows are not whole blocks keeps layout 1 */
     hc_ctensor *odd = compress2("seedlm:4bit,seeds=200,threads=1", w, 20, 12);
     uint8_t *so = serialise(odd, &n);

@@ -68,6 +68,48 @@ static inline int64_t hci_seedlm_slot(const hci_seedlm_cfg *c, int64_t rows, int
     return g0 * nbr + j * n + (r - g0);
 }
 
+/* The records of blocks b, b + 1, ... in turn, the row and column block stepped along instead of
+ * divided out per block as hci_seedlm_slot() does (which made decode 14% slower). */
+typedef struct hci_seedlm_cursor {
+    int64_t slot;
+    int64_t b, r, j, g0, n, nbr, rows; /* layout 2 only: block b is row r's block j, group g0 of n rows */
+    int grouped;
+} hci_seedlm_cursor;
+
+static inline void hci_seedlm_cursor_init(hci_seedlm_cursor *k, const hci_seedlm_cfg *c, int64_t rows, int64_t cols,
+                                          int64_t b)
+{
+    *k = (hci_seedlm_cursor){ .slot = b, .b = b };
+    /* (an empty tensor has no blocks to step through) */
+    k->grouped = c->grouped && cols >= (int64_t)c->C;
+    if (!k->grouped)
+        return;
+    k->rows = rows;
+    k->nbr = cols / c->C;
+    k->r = b / k->nbr;
+    k->j = b % k->nbr;
+    k->g0 = k->r - k->r % HCI_SEEDLM_GROUP;
+    k->n = rows - k->g0 < HCI_SEEDLM_GROUP ? rows - k->g0 : HCI_SEEDLM_GROUP;
+    k->slot = k->g0 * k->nbr + k->j * k->n + (k->r - k->g0);
+}
+
+static inline void hci_seedlm_cursor_next(hci_seedlm_cursor *k)
+{
+    k->b++;
+    if (!k->grouped) {
+        k->slot = k->b;
+        return;
+    }
+    if (++k->j == k->nbr) {
+        k->j = 0;
+        if (++k->r - k->g0 == HCI_SEEDLM_GROUP) {
+            k->g0 = k->r;
+            k->n = k->rows - k->g0 < HCI_SEEDLM_GROUP ? k->rows - k->g0 : HCI_SEEDLM_GROUP;
+        }
+    }
+    k->slot = k->g0 * k->nbr + k->j * k->n + (k->r - k->g0);
+}
+
 void hci_seedlm_put_params(uint8_t out[HCI_SEEDLM_PARAMS_LEN], const hci_seedlm_cfg *c);
 void hci_seedlm_write_block(uint8_t *payload, const hci_seedlm_cfg *c, int64_t b, const hci_seedlm_block *blk);
 void hci_seedlm_read_block(const uint8_t *payload, const hci_seedlm_cfg *c, int64_t b, hci_seedlm_block *out);
