@@ -369,7 +369,7 @@ static int seedlm_decode(const hc_ctensor *ct, int64_t first, int64_t count, flo
 
 static int seedlm_matvec(const hc_ctensor *ct, const float *x, float *y, int64_t row0, int64_t row1)
 {
-    return hci_seedlm_matvec_rows(ct->state, ct->payload, ct->cols, x, y, row0, row1);
+    return hci_seedlm_matvec_rows(ct->state, ct->payload, x, y, row0, row1);
 }
 
 const hci_codec hci_codec_seedlm = {

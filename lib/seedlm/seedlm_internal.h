@@ -174,10 +174,10 @@ uint32_t hci_seedlm_screen_portable(const float *qsoa, uint32_t g0, uint32_t ngr
 /* Decodes block b into C floats (w_c = sum_p U[c][p] * tq_p, p ascending). */
 void hci_seedlm_decode_block(const hci_seedlm_state *st, const uint8_t *payload, int64_t b, float *out);
 
-/* y[r] for rows [row0, row1) of a rows x cols tensor; blocks may straddle rows (cols need not be
- * a multiple of C). */
-int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
-                           float *y, int64_t row0, int64_t row1);
+/* y[r] for rows [row0, row1) of the st->rows x st->cols tensor; blocks may straddle rows (cols
+ * need not be a multiple of C). */
+int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, const float *x, float *y, int64_t row0,
+                           int64_t row1);
 
 /* The rows-in-lanes kernel (seedlm_matvec_lut.c): 1 when configuration c on cols columns fits it
  * (K = 16, 32-bit records, P <= 4, stream bits C P + K - 1 <= 40, C divides cols). */
@@ -186,7 +186,7 @@ int hci_seedlm_lut_fits(const hci_seedlm_cfg *c, int64_t cols);
 /* y[r] for the first 16 * floor((row1 - row0) / 16) rows from row0, which it returns (or
  * HC_ENOMEM, negative); needs the stream-word tables, hci_seedlm_lut_fits() and an AVX-512 CPU
  * with GFNI, and in layout 2 row0 at the start of a group. */
-int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
-                              float *y, int64_t row0, int64_t row1);
+int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *payload, const float *x, float *y,
+                              int64_t row0, int64_t row1);
 
 #endif

@@ -634,10 +634,11 @@ static int run_grouped(const mv_ctx *m, hci_isa isa, int ints, float *y, int64_t
 }
 
 /* Rows [row0, row1) with the per-block kernels (not the rows-in-lanes one). */
-static int matvec_blocks(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x, float *y,
-                         int64_t row0, int64_t row1)
+static int matvec_blocks(const hci_seedlm_state *st, const uint8_t *payload, const float *x, float *y, int64_t row0,
+                         int64_t row1)
 {
     const hci_seedlm_cfg *c = &st->cfg;
+    const int64_t cols = st->cols;
     const uint32_t C = c->C, P = c->P;
     if (row0 >= row1)
         return HC_OK;
@@ -683,26 +684,26 @@ static int matvec_blocks(const hci_seedlm_state *st, const uint8_t *payload, int
     return rc;
 }
 
-int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
-                           float *y, int64_t row0, int64_t row1)
+int hci_seedlm_matvec_rows(const hci_seedlm_state *st, const uint8_t *payload, const float *x, float *y, int64_t row0,
+                           int64_t row1)
 {
 #ifdef HCI_SEEDLM_X86
     /* whole tiles of 16 rows with the rows-in-lanes kernel where it applies (in layout 2, the
      * whole groups inside the range), the rest with the per-block kernels */
     const hci_seedlm_cfg *c = &st->cfg;
-    if (st->word && hci_seedlm_lut_fits(c, cols) && hci_cpu_isa() == HCI_ISA_AVX512 && hci_cpu_gfni()) {
+    if (st->word && hci_seedlm_lut_fits(c, st->cols) && hci_cpu_isa() == HCI_ISA_AVX512 && hci_cpu_gfni()) {
         const int64_t G = HCI_SEEDLM_GROUP;
         const int64_t a = c->grouped ? (row0 + G - 1) / G * G : row0;
         if (a < row1) {
-            const int64_t done = hci_seedlm_matvec_lut(st, payload, cols, x, y, a, row1);
+            const int64_t done = hci_seedlm_matvec_lut(st, payload, x, y, a, row1);
             if (done < 0)
                 return (int)done;
             if (done > 0) {
-                int rc = matvec_blocks(st, payload, cols, x, y, row0, a);
-                return rc != HC_OK ? rc : matvec_blocks(st, payload, cols, x, y, a + done, row1);
+                int rc = matvec_blocks(st, payload, x, y, row0, a);
+                return rc != HC_OK ? rc : matvec_blocks(st, payload, x, y, a + done, row1);
             }
         }
     }
 #endif
-    return matvec_blocks(st, payload, cols, x, y, row0, row1);
+    return matvec_blocks(st, payload, x, y, row0, row1);
 }

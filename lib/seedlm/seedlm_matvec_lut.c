@@ -281,8 +281,8 @@ static TLUT void matvec_lut(const lut_ctx *L, float *y, int64_t row0, int64_t nt
 }
 
 /* Called only on a CPU with the target's features (the caller checks). */
-TLUT int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
-                                   float *y, int64_t row0, int64_t row1)
+TLUT int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *payload, const float *x, float *y,
+                                   int64_t row0, int64_t row1)
 {
     const hci_seedlm_cfg *c = &st->cfg;
     const int64_t ntiles = (row1 - row0) / 16;
@@ -294,7 +294,7 @@ TLUT int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *pa
     L.E = c->E;
     L.M = c->M;
     L.ng = (c->C * c->P + c->K - 1 + 3) / 4;
-    L.nb = cols / c->C;
+    L.nb = st->cols / c->C;
     L.rec = payload;
     const uintptr_t mis = (uintptr_t)payload & 63;
     L.grouped = c->grouped;
@@ -328,10 +328,10 @@ TLUT int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *pa
     return 16 * ntiles;
 }
 #else
-int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *payload, int64_t cols, const float *x,
-                              float *y, int64_t row0, int64_t row1)
+int64_t hci_seedlm_matvec_lut(const hci_seedlm_state *st, const uint8_t *payload, const float *x, float *y,
+                              int64_t row0, int64_t row1)
 {
-    (void)st, (void)payload, (void)cols, (void)x, (void)y, (void)row0, (void)row1;
+    (void)st, (void)payload, (void)x, (void)y, (void)row0, (void)row1;
     return 0;
 }
 #endif
