@@ -180,15 +180,17 @@ static int payload_bytes(uint64_t *out, int64_t nblocks, const hci_seedlm_cfg *c
 }
 
 /* Reorders the search's block-order records into layout 2 (32-bit records, see
- * hci_seedlm_slot); sets c->grouped. */
+ * hci_seedlm_slot, walked with the decoder's cursor); sets c->grouped. */
 static int group_records(uint8_t **payload, hci_seedlm_cfg *c, int64_t rows, int64_t cols, int64_t nblocks)
 {
     uint8_t *out = hci_malloc((size_t)nblocks * 4);
     if (!out)
         return HC_ENOMEM;
     c->grouped = 1;
-    for (int64_t b = 0; b < nblocks; b++)
-        memcpy(out + 4 * hci_seedlm_slot(c, rows, cols, b), *payload + 4 * b, 4);
+    hci_seedlm_cursor k;
+    hci_seedlm_cursor_init(&k, c, rows, cols, 0);
+    for (int64_t b = 0; b < nblocks; b++, hci_seedlm_cursor_next(&k))
+        memcpy(out + 4 * k.slot, *payload + 4 * b, 4);
     hci_free(*payload);
     *payload = out;
     return HC_OK;
