@@ -62,7 +62,7 @@ START_TEST(tiny_tensor_has_the_documented_layout)
     /* header 24, 2 dims, params 8 + 4, codebook 2 x 2 fp16, 8 one-bit indices, CRC */
     ck_assert_uint_eq(size, 24 + 16 + 12 + 8 + 1 + 4);
     const uint8_t *params = b + 40, *payload = b + 52;
-    const uint8_t expect_params[12] = { 2, 0, 1, 0, 0, 0, 0, 0, 2, 1, 0, 0 };
+    const uint8_t expect_params[12] = { 3, 0, 1, 0, 0, 0, 0, 0, 2, 1, 0, 0 };
     ck_assert_mem_eq(params, expect_params, 12);
     float c0 = hci_f16_to_f32(hci_get_u16(payload)), c1 = hci_f16_to_f32(hci_get_u16(payload + 2));
     float e1 = hci_f16_to_f32(hci_get_u16(payload + 4));
@@ -83,7 +83,7 @@ START_TEST(tiny_tensor_has_the_documented_layout)
 }
 END_TEST
 
-START_TEST(bit_plane_streams_round_trip)
+START_TEST(row_grouped_streams_round_trip)
 {
     /* 35 rows: a full group of 32 and a group of 3; 3 segments; 5 bits */
     const int64_t rows = 35;
@@ -100,13 +100,17 @@ START_TEST(bit_plane_streams_round_trip)
         for (int64_t q = 0; q < rows; q++)
             back[s * rows + q] = hci_vq_get_index(buf, rows, segs, bits, s, q);
     ck_assert_mem_eq(idx, back, sizeof idx);
-    /* bit j of row 33 (second group, 3 rows) of segment 1 sits at (1*35 + 32)*5 + j*3 + 1 */
+    /* bit j of row 5 (first group) of segment 2 sits at (2 x 32 + 5) x 5 + j; of row 33 (second
+     * group, 3 rows, after the first group's 32 x 3 indices) of segment 1 at (96 + 1 x 3 + 1) x 5 + j */
     for (uint32_t j = 0; j < bits; j++) {
-        uint64_t bit = (uint64_t)(35 + 32) * 5 + j * 3 + 1;
+        uint64_t bit = (2 * 32 + 5) * 5 + j;
+        ck_assert_uint_eq((buf[bit / 8] >> (bit % 8)) & 1, (idx[2 * 35 + 5] >> j) & 1);
+        bit = (96 + 3 + 1) * 5 + j;
         ck_assert_uint_eq((buf[bit / 8] >> (bit % 8)) & 1, (idx[35 + 33] >> j) & 1);
     }
     free(buf);
-    /* byte planes: 12 bits = one byte plane and a 4-bit remainder; 16 bits = two planes */
+    /* a full group's unit of one segment is 4 x bits bytes on a byte boundary: 12-bit index
+     * (segment 1, row 7) is bits 84..95 of the unit starting at byte 48 */
     for (uint32_t b = 12; b <= 16; b += 4) {
         uint32_t big[105], got[105];
         for (int i = 0; i < 105; i++)
@@ -115,16 +119,59 @@ START_TEST(bit_plane_streams_round_trip)
         ck_assert_uint_eq(nb, (105 * b + 7) / 8);
         uint8_t *p = calloc(nb, 1);
         hci_vq_put_indices(p, big, rows, segs, b);
-        for (int i = 0; i < 105; i++)
-            ck_assert_uint_eq(p[i], big[i] & 255); /* the low byte plane comes first */
         for (uint32_t s = 0; s < segs; s++)
             for (int64_t q = 0; q < rows; q++)
                 got[s * rows + q] = hci_vq_get_index(p, rows, segs, b, s, q);
         ck_assert_mem_eq(big, got, sizeof big);
+        uint32_t at = 4 * b * 1 * 8 + 7 * b, v = 0;
+        for (uint32_t j = 0; j < b; j++)
+            v |= (uint32_t)((p[(at + j) / 8] >> ((at + j) % 8)) & 1) << j;
+        ck_assert_uint_eq(v, big[35 + 7]);
         free(p);
     }
 }
 END_TEST
+
+/* Layout versions 1 and 2 (doc/algorithms.md): the same indices segment-major, in floor(b/8)
+ * byte planes and then b mod 8 bit planes per 32-row group of each segment. Written here
+ * from the description, apart from the library's reader. */
+static void legacy_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits)
+{
+    uint64_t n = (uint64_t)rows * segs;
+    uint32_t nb = bits / 8, br = bits % 8;
+    memset(dst, 0, hci_vq_index_bytes(rows, segs, bits));
+    for (uint64_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < nb; j++)
+            dst[j * n + i] = (uint8_t)(idx[i] >> (8 * j));
+    uint64_t bit = 0;
+    for (uint32_t s = 0; s < segs; s++)
+        for (int64_t g0 = 0; g0 < rows; g0 += 32)
+            for (uint32_t j = 0; j < br; j++)
+                for (int64_t r = g0; r < rows && r < g0 + 32; r++, bit++)
+                    dst[nb * n + bit / 8] |= (uint8_t)(((idx[(uint64_t)s * rows + r] >> (8 * nb + j)) & 1u) << (bit % 8));
+}
+
+/* Rewrites every index stream of the serialised-layout payload pl (config cfg, rows x cols)
+ * from version 3 order to the planes of versions 1 and 2. */
+static void payload_to_legacy(uint8_t *pl, const hci_vq_config *cfg, int64_t rows, int64_t cols)
+{
+    hci_vq_sections sec;
+    ck_assert(hci_vq_layout(&sec, cfg, rows, cols));
+    for (uint32_t p = 0; p < hci_vq_nparts(cfg); p++) {
+        uint32_t segs = (hci_vq_part_cols(cfg, cols, p) + cfg->part[p].v - 1) / cfg->part[p].v;
+        for (int st = 0; st < 2; st++) {
+            uint32_t bits = cfg->part[p].bits[st];
+            if (!bits)
+                continue;
+            uint32_t *idx = malloc(sizeof(uint32_t) * (size_t)rows * segs);
+            for (uint32_t s = 0; s < segs; s++)
+                for (int64_t r = 0; r < rows; r++)
+                    idx[(size_t)s * rows + r] = hci_vq_get_index(pl + sec.idx[p][st], rows, segs, bits, s, r);
+            legacy_put_indices(pl + sec.idx[p][st], idx, rows, segs, bits);
+            free(idx);
+        }
+    }
+}
 
 static void check_round_trip(const char *spec, int64_t rows, int64_t cols, double budget, double max_rel,
                              int laplace)
@@ -596,6 +643,45 @@ START_TEST(compression_is_deterministic)
 }
 END_TEST
 
+START_TEST(version_2_streams_are_rewritten_at_attach)
+{
+    /* one part at 12 + 5 bits over 70 rows (two full groups and 6 rows); two parts at 16 and
+     * 9 bits over 33 rows: decoded and matvec'd alike from either order */
+    hci_vq_config cfg[2] = { { VQ_FLAG_ROW, 0, { { 3, { 12, 5 }, 0, 0 } } },
+                             { VQ_FLAG_COL, 5, { { 2, { 16, 0 }, 3, 0 }, { 4, { 9, 0 }, 0, 0 } } } };
+    const int64_t shape[2][2] = { { 70, 45 }, { 33, 40 } };
+    for (int c = 0; c < 2; c++) {
+        int64_t rows = shape[c][0], cols = shape[c][1];
+        hc_ctensor *cur = synthetic(900 + (uint64_t)c, rows, cols, &cfg[c]);
+        hc_ctensor *old = calloc(1, sizeof *old);
+        *old = *cur;
+        old->state = NULL;
+        old->params = malloc(cur->params_len);
+        memcpy(old->params, cur->params, cur->params_len);
+        old->params[0] = 2;
+        old->payload = malloc(cur->payload_len);
+        memcpy(old->payload, cur->payload, cur->payload_len);
+        payload_to_legacy(old->payload, &cfg[c], rows, cols);
+        ck_assert(memcmp(old->payload, cur->payload, cur->payload_len) != 0);
+        ck_assert_ok(hci_vq_attach(old));
+        const hci_vq_state *a = cur->state, *b = old->state;
+        for (uint32_t p = 0; p < a->nparts; p++)
+            for (int st = 0; st < 2; st++)
+                if (a->part[p].bits[st])
+                    ck_assert_mem_eq(a->part[p].idx[st], b->part[p].idx[st],
+                                     hci_vq_index_bytes(rows, a->part[p].segs, a->part[p].bits[st]));
+        float *d0 = malloc(sizeof(float) * (size_t)(rows * cols)), *d1 = malloc(sizeof(float) * (size_t)(rows * cols));
+        ck_assert_ok(hci_vq_decode(cur, 0, rows * cols, d0));
+        ck_assert_ok(hci_vq_decode(old, 0, rows * cols, d1));
+        ck_assert_mem_eq(d0, d1, sizeof(float) * (size_t)(rows * cols));
+        free(d0);
+        free(d1);
+        free_synthetic(old);
+        free_synthetic(cur);
+    }
+}
+END_TEST
+
 /* Rewrites the CRC after an edit so the codec's own checks are what rejects the bytes. */
 static void fix_crc(uint8_t *b, size_t size)
 {
@@ -624,8 +710,8 @@ START_TEST(hostile_payloads_are_rejected)
         const char *msg;
     } edits[] = {
         { P + 0, 0, "layout version 0" },
-        { P + 0, 3, "layout version 3; this library reads versions 1 and 2" },
-        { P + 1, 16 | 3, "(layout version 2) has unknown flags 0x13" },
+        { P + 0, 4, "layout version 4; this library reads versions 1 to 3" },
+        { P + 1, 16 | 3, "(layout version 3) has unknown flags 0x13" },
         { P + 1, 4 | 3, "built-in codebook of 4-vectors at 4 bits; there is none" },
         { P + 2, 1, "declares 1 parts with 3 outlier columns" },
         { P + 3, 1, "nonzero reserved byte" },
@@ -794,7 +880,7 @@ START_TEST(builtin_codebooks_round_trip_and_cost_nothing)
         size_t size;
         uint8_t *b = serialize(ct, &size);
         const uint8_t *params = b + 40;
-        ck_assert_uint_eq(params[0], 2);
+        ck_assert_uint_eq(params[0], 3);
         ck_assert(params[1] & VQ_FLAG_BUILTIN0);
         hci_vq_config cfg;
         memset(&cfg, 0, sizeof cfg);
@@ -851,9 +937,10 @@ START_TEST(version_1_files_still_read_and_builtin_flags_are_checked)
     size_t size;
     uint8_t *b = serialize(ct, &size);
     float *d = decode(ct);
-    /* a learned layout is byte for byte the same in version 1 */
-    ck_assert_uint_eq(b[40], 2);
+    /* a learned layout is the same in version 1 but for its index stream's order */
+    ck_assert_uint_eq(b[40], 3);
     b[40] = 1;
+    payload_to_legacy(b + 52, &((const hci_vq_state *)ct->state)->cfg, 48, 40);
     fix_crc(b, size);
     hc_ctensor *back = NULL;
     ck_assert_ok(hc_ctensor_deserialize(&back, b, size));
@@ -1044,7 +1131,8 @@ static Suite *vptq_suite(int slow)
         tcase_add_test(tc, slow_gaussian_2bit_on_a_large_matrix);
     } else {
         tcase_add_test(tc, tiny_tensor_has_the_documented_layout);
-        tcase_add_test(tc, bit_plane_streams_round_trip);
+        tcase_add_test(tc, row_grouped_streams_round_trip);
+        tcase_add_test(tc, version_2_streams_are_rewritten_at_attach);
         tcase_add_test(tc, presets_round_trip_within_bounds);
         tcase_add_test(tc, budget_holds_on_odd_shapes);
         tcase_add_test(tc, fused_matvec_matches_decode_and_portable);

@@ -56,6 +56,16 @@ int hci_cpu_avx512vbmi_vnni(void)
 #endif
 }
 
+int hci_cpu_avx512vbmi(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi");
+#else
+    return 0;
+#endif
+}
+
 int hci_cpu_gfni(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -16,6 +16,9 @@ hci_isa hci_cpu_isa(void);
  * level; callers check hci_cpu_isa() == HCI_ISA_AVX512 first, so HYPERCOMP_ISA caps it too. */
 int hci_cpu_avx512vbmi_vnni(void);
 
+/* 1 when the CPU has AVX-512 VBMI (vpermb); same convention as hci_cpu_avx512vbmi_vnni(). */
+int hci_cpu_avx512vbmi(void);
+
 /* 1 when the CPU has GFNI (vgf2p8affineqb); same convention as hci_cpu_avx512vbmi_vnni(). */
 int hci_cpu_gfni(void);
 

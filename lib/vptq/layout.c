@@ -1,4 +1,4 @@
-/* The VPTQ byte layout (doc/algorithms.md, ## VPTQ): section sizes, the bit-plane index
+/* The VPTQ byte layout (doc/algorithms.md, ## VPTQ): section sizes, the row-grouped index
  * streams, and attach() / decode(), which trust nothing in the bytes they are handed. */
 #include <math.h>
 #include <string.h>
@@ -91,57 +91,75 @@ void hci_vq_write_params(uint8_t *out, const hci_vq_config *c)
 }
 
 /* ---- index streams ----
- * n = rows x segs indices of b bits, in (segment, row) order. The low 8 x floor(b/8) bits are
- * byte planes: plane j (n bytes) holds bits 8j..8j+7 of every index. The remaining b mod 8 bits
- * form a bit-plane stream: rows in groups of 32 (the last may hold n' < 32), and for each bit j
- * n' consecutive bits hold bit j of the group's rows; group (s, g) starts at bit
- * (s * rows + 32 g) * (b mod 8). Every index costs exactly b bits, and a kernel reads 32
- * indices with a few byte loads and b mod 8 word loads. */
+ * rows x segs indices of b bits, packed LSB first with no gaps, row-grouped: rows go in groups
+ * of 32 (the last may hold m < 32), and a group holds, for each segment in turn, the indices of
+ * its rows in row order. Index (s, r) of group g = r / 32 (first row r0 = 32 g, m rows) sits at
+ * bit 32 g x segs x b + (s x m + r - r0) x b. A full group's 32 indices of one segment (a unit)
+ * take exactly 4b bytes and start on a byte, so the matvec unpacks them with one or two wide
+ * loads, and a tile of rows reads its indices front to back. Every index costs exactly b bits. */
 
-static inline uint32_t rem_index(const uint8_t *rem, int64_t rows, uint32_t br, uint32_t s, int64_t r)
+static inline uint64_t index_bit(int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r)
 {
-    int64_t g = r / VQ_GROUP;
-    uint32_t i = (uint32_t)(r % VQ_GROUP);
-    int64_t n = rows - g * VQ_GROUP < VQ_GROUP ? rows - g * VQ_GROUP : VQ_GROUP;
-    uint64_t base = ((uint64_t)s * (uint64_t)rows + (uint64_t)g * VQ_GROUP) * br;
-    uint32_t v = 0;
-    for (uint32_t j = 0; j < br; j++) {
-        uint64_t bit = base + (uint64_t)j * (uint64_t)n + i;
-        v |= (uint32_t)((rem[bit >> 3] >> (bit & 7)) & 1u) << j;
-    }
-    return v;
+    int64_t r0 = r / VQ_GROUP * VQ_GROUP;
+    uint64_t m = rows - r0 < VQ_GROUP ? (uint64_t)(rows - r0) : VQ_GROUP;
+    return ((uint64_t)r0 * segs + (uint64_t)s * m + (uint64_t)(r - r0)) * bits;
 }
 
 uint32_t hci_vq_get_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r)
 {
-    uint64_t n = (uint64_t)rows * segs, pos = (uint64_t)s * (uint64_t)rows + (uint64_t)r;
-    uint32_t nb = bits / 8, v = 0;
-    for (uint32_t j = 0; j < nb; j++)
-        v |= (uint32_t)stream[j * n + pos] << (8 * j);
-    if (bits % 8)
-        v |= rem_index(stream + nb * n, rows, bits % 8, s, r) << (8 * nb);
-    return v;
+    uint64_t bit = index_bit(rows, segs, bits, s, r), byte = bit >> 3;
+    uint32_t need = ((uint32_t)(bit & 7) + bits + 7) / 8, v = 0;
+    for (uint32_t i = 0; i < need; i++)
+        v |= (uint32_t)stream[byte + i] << (8 * i);
+    return (v >> (bit & 7)) & ((1u << bits) - 1u);
+}
+
+/* ORs the `bits` low bits of v into dst from bit `bit` on. */
+static void put_bits(uint8_t *dst, uint64_t bit, uint32_t v, uint32_t bits)
+{
+    for (uint32_t j = 0; j < bits; j++, bit++)
+        dst[bit >> 3] |= (uint8_t)(((v >> j) & 1u) << (bit & 7));
 }
 
 void hci_vq_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits)
 {
-    uint64_t n = (uint64_t)rows * segs;
-    uint32_t nb = bits / 8, br = bits % 8;
+    for (uint32_t s = 0; s < segs; s++)
+        for (int64_t r = 0; r < rows; r++)
+            put_bits(dst, index_bit(rows, segs, bits, s, r), idx[(size_t)s * (size_t)rows + (size_t)r], bits);
+}
+
+/* Layout versions 1 and 2 stored the same indices segment-major in planes: floor(b/8) byte
+ * planes (plane j, rows x segs bytes in (segment, row) order, holds bits 8j..8j+7), then the
+ * b mod 8 remaining bits as bit planes per 32-row group, group (s, g) from bit
+ * (s x rows + 32 g) x (b mod 8), bit j of its m rows in m consecutive bits. attach() rewrites
+ * such a stream in the current order once, so decode and matvec know one order. */
+static uint32_t legacy_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r)
+{
+    uint64_t n = (uint64_t)rows * segs, pos = (uint64_t)s * (uint64_t)rows + (uint64_t)r;
+    uint32_t nb = bits / 8, br = bits % 8, v = 0;
     for (uint32_t j = 0; j < nb; j++)
-        for (uint64_t i = 0; i < n; i++)
-            dst[j * n + i] = (uint8_t)(idx[i] >> (8 * j));
-    uint8_t *rem = dst + nb * n;
-    for (uint32_t s = 0; s < segs && br; s++)
-        for (int64_t g0 = 0; g0 < rows; g0 += VQ_GROUP) {
-            int64_t m = rows - g0 < VQ_GROUP ? rows - g0 : VQ_GROUP;
-            uint64_t base = ((uint64_t)s * (uint64_t)rows + (uint64_t)g0) * br;
-            for (uint32_t j = 0; j < br; j++)
-                for (int64_t i = 0; i < m; i++) {
-                    uint32_t b = (idx[(size_t)s * (size_t)rows + (size_t)(g0 + i)] >> (8 * nb + j)) & 1u;
-                    uint64_t bit = base + (uint64_t)j * (uint64_t)m + (uint64_t)i;
-                    rem[bit >> 3] |= (uint8_t)(b << (bit & 7));
-                }
-        }
+        v |= (uint32_t)stream[j * n + pos] << (8 * j);
+    const uint8_t *rem = stream + nb * n;
+    int64_t r0 = r / VQ_GROUP * VQ_GROUP;
+    uint64_t m = rows - r0 < VQ_GROUP ? (uint64_t)(rows - r0) : VQ_GROUP;
+    uint64_t base = ((uint64_t)s * (uint64_t)rows + (uint64_t)r0) * br + (uint64_t)(r - r0);
+    for (uint32_t j = 0; j < br; j++) {
+        uint64_t bit = base + j * m;
+        v |= (uint32_t)((rem[bit >> 3] >> (bit & 7)) & 1u) << (8 * nb + j);
+    }
+    return v;
+}
+
+/* A stream of the current order holding the indices of a legacy one; NULL without memory. */
+static uint8_t *transcode_legacy(const uint8_t *old, int64_t rows, uint32_t segs, uint32_t bits)
+{
+    uint8_t *out = hci_calloc(1, hci_vq_index_bytes(rows, segs, bits) + 1);
+    if (!out)
+        return NULL;
+    for (uint32_t s = 0; s < segs; s++)
+        for (int64_t r = 0; r < rows; r++)
+            put_bits(out, index_bit(rows, segs, bits, s, r), legacy_index(old, rows, segs, bits, s, r), bits);
+    return out;
 }
 
 /* ---- attach ---- */
@@ -169,6 +187,7 @@ static void free_state(hci_vq_state *st)
             hci_free(st->part[p].cb[s]);
             hci_free(st->part[p].cbt[s]);
             hci_free(st->part[p].cbh[s]);
+            hci_free(st->part[p].own_idx[s]);
         }
     }
     for (int p = 0; p < 2; p++)
@@ -190,8 +209,8 @@ static int parse_params(hci_vq_config *c, const hc_ctensor *ct)
     memset(c, 0, sizeof *c);
     if (ct->params_len < 8)
         return hci_fail(HC_EFORMAT, "vptq tensor has %u parameter bytes; at least 8 are needed", ct->params_len);
-    if (p[0] != 1 && p[0] != VQ_LAYOUT_VERSION)
-        return hci_fail(HC_EFORMAT, "vptq tensor has layout version %u; this library reads versions 1 and %u", p[0],
+    if (p[0] < 1 || p[0] > VQ_LAYOUT_VERSION)
+        return hci_fail(HC_EFORMAT, "vptq tensor has layout version %u; this library reads versions 1 to %u", p[0],
                         VQ_LAYOUT_VERSION);
     uint32_t known = p[0] == 1 ? (VQ_FLAG_ROW | VQ_FLAG_COL)
                                : (VQ_FLAG_ROW | VQ_FLAG_COL | VQ_FLAG_BUILTIN0 | VQ_FLAG_BUILTIN1);
@@ -293,6 +312,12 @@ static int build_part(hci_vq_state *st, const hc_ctensor *ct, const hci_vq_secti
                 pt->cbh[s][(size_t)e * pt->pad + t] = h;
             }
         pt->idx[s] = ct->payload + sec->idx[p][s];
+        if (ct->params[0] < 3) {
+            pt->own_idx[s] = transcode_legacy(pt->idx[s], st->rows, pt->segs, pt->bits[s]);
+            if (!pt->own_idx[s])
+                return HC_ENOMEM;
+            pt->idx[s] = pt->own_idx[s];
+        }
     }
     return HC_OK;
 }

@@ -8,17 +8,6 @@
 #include "common/error.h"
 #include "vptq/matvec.h"
 
-void hci_vq_stream_init(hci_vq_stream *str, const uint8_t *idx, int64_t rows, uint32_t segs, uint32_t bits)
-{
-    uint64_t n = (uint64_t)rows * segs;
-    str->bytes = idx;
-    str->rem = idx + (bits / 8) * n;
-    str->n = n;
-    str->nb = bits / 8;
-    str->br = bits % 8;
-    str->limit = (n * str->br + 7) / 8;
-}
-
 /* Cost model per segment, in ns, measured with bench_vptq --clock cpu on 4096 x 4096 Gaussian
  * tensors (v = 2..8, k = 16..4096; AMD Zen 5): a table costs LUT_BUILD per centroid component,
  * then LUT_READ per row; gather-dot GATHER_READ per row. With SIMD the gather-dot kernel
@@ -43,6 +32,17 @@ hci_vq_strategy hci_vq_choose(const hci_vq_state *st, uint32_t p, int stage, int
     return gather < lut ? HCI_VQ_GATHER : HCI_VQ_LUT;
 }
 
+/* Segments whose tables are built together: as many as fit VQ_LUT_FLOATS floats (32 KB), up
+ * to 32. The stream holds a group's units of consecutive segments side by side, so the tables
+ * of a block of segments let each group's indices be read front to back. */
+#define VQ_LUT_FLOATS 8192u
+
+static uint32_t lut_block(uint32_t k)
+{
+    uint32_t n = VQ_LUT_FLOATS / k;
+    return n < 1 ? 1u : n > 32 ? 32u : n;
+}
+
 /* One stage of a part by lookup tables; group by group when the part has group scales. */
 static void lut_stage(const hci_vq_lut_kernel *kn, const hci_vq_state *st, const hci_vq_part *pt, int stg,
                       const float *xs, float *lut, float *acc, float *gacc, int64_t row0, int64_t row1)
@@ -53,7 +53,7 @@ static void lut_stage(const hci_vq_lut_kernel *kn, const hci_vq_state *st, const
     int64_t glast = row1 / VQ_GROUP * VQ_GROUP;
     if (glast < gfirst)
         glast = gfirst;
-    uint32_t bits = pt->bits[stg];
+    uint32_t bits = pt->bits[stg], k = pt->k[stg], blk = lut_block(k);
     hci_vq_stream str;
     hci_vq_stream_init(&str, pt->idx[stg], st->rows, pt->segs, bits);
     /* with group scales, each group's sum is scaled before it joins the row's total */
@@ -63,15 +63,19 @@ static void lut_stage(const hci_vq_lut_kernel *kn, const hci_vq_state *st, const
         uint32_t s0 = g * gsegs, s1 = s0 + gsegs < pt->segs ? s0 + gsegs : pt->segs;
         if (pt->ngroups)
             memset(gacc, 0, sizeof(float) * (size_t)nr);
-        for (uint32_t s = s0; s < s1; s++) {
-            kn->lut(lut, pt->cbt[stg], pt->k[stg], pt->v, xs + (size_t)s * pt->v);
+        for (uint32_t sb = s0; sb < s1; sb += blk) {
+            uint32_t ns = s1 - sb < blk ? s1 - sb : blk;
+            for (uint32_t j = 0; j < ns; j++)
+                kn->lut(lut + (size_t)j * k, pt->cbt[stg], k, pt->v, xs + (size_t)(sb + j) * pt->v);
+            if (gfirst < glast)
+                kn->groups(tgt + (gfirst - row0), lut, k, &str, sb, ns, gfirst, glast);
             for (int64_t r = row0; r < row1; r++) {
-                if (r >= gfirst && r < glast) {
-                    kn->group(tgt + (r - row0), lut, &str, (uint64_t)s * (uint64_t)st->rows + (uint64_t)r);
-                    r += VQ_GROUP - 1;
-                    continue;
-                }
-                tgt[r - row0] += lut[hci_vq_get_index(pt->idx[stg], st->rows, pt->segs, bits, s, r)];
+                if (r == gfirst && gfirst < glast)
+                    r = glast;
+                if (r >= row1)
+                    break;
+                for (uint32_t j = 0; j < ns; j++)
+                    tgt[r - row0] += lut[(size_t)j * k + hci_vq_get_index(pt->idx[stg], st->rows, pt->segs, bits, sb + j, r)];
             }
         }
         if (pt->ngroups)
@@ -100,7 +104,7 @@ int hci_vq_matvec_with(const hci_vq_state *st, const float *x, float *y, int64_t
     }
     float *acc = hci_aligned_array((size_t)nr, sizeof(float));
     float *gacc = hci_aligned_array((size_t)nr, sizeof(float));
-    float *lut = hci_aligned_array(maxk, sizeof(float));
+    float *lut = hci_aligned_array((size_t)maxk * lut_block(maxk), sizeof(float));
     float *xs = hci_aligned_array(maxseg, sizeof(float));
     float *xe = hci_aligned_array(maxpad, sizeof(float));
     uint16_t *off = hci_aligned_array(VQ_SEGBLOCK * VQ_TILE, sizeof(uint16_t));

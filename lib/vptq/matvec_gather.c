@@ -13,10 +13,6 @@
 
 #include "vptq/matvec.h"
 
-#ifdef VQ_X86
-#include <immintrin.h>
-#endif
-
 /* Offsets of `rows` consecutive rows, four to a 64-bit word: one load per four rows, the
  * rest shifts on the integer units, which have room where the load ports have none. */
 static inline __attribute__((always_inline)) void vq_offsets(uint64_t *w, const uint16_t *o, const int rows)
@@ -120,9 +116,9 @@ static inline __attribute__((always_inline)) size_t vq_offset(const uint64_t *w,
 
 typedef struct gather_isa {
     int f16;   /* offsets into the fp16 padded codebook (else plain indices into the fp32 one) */
-    /* off[s * VQ_TILE + i] = index (segment sa + s, row g0 + i) << shift, for a full 32-row group */
-    void (*unpack)(uint16_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows, uint32_t nseg,
-                   uint32_t shift);
+    /* off[s * VQ_TILE + i] = index (segment sa + s, row g0 + i) << shift, for the full 32-row
+     * group from row g0 */
+    void (*unpack)(uint16_t *off, const hci_vq_stream *st, int64_t g0, uint32_t sa, uint32_t nseg, uint32_t shift);
     /* acc[r0 + i - row0] += row (r0 + i)'s dot over segments [sa, sa + nseg), i in [i0, i1) */
     void (*dot)(float *acc, const hci_vq_gather_job *j, uint32_t sa, uint32_t nseg, int64_t r0, int64_t row0,
                 uint32_t i0, uint32_t i1);
@@ -154,10 +150,10 @@ static void run(const gather_isa *k, float *acc, const hci_vq_gather_job *j, int
             for (int64_t g0 = t0; g0 < tend; g0 += VQ_GROUP) {
                 uint16_t *o = j->off + (g0 - t0);
                 if (j->rows - g0 >= VQ_GROUP) {
-                    k->unpack(o, &j->str, (uint64_t)sa * (uint64_t)j->rows + (uint64_t)g0, j->rows, nseg, shift);
+                    k->unpack(o, &j->str, g0, sa, nseg, shift);
                     continue;
                 }
-                /* the matrix's last, shorter group has its own bit-plane geometry */
+                /* the matrix's last, shorter group packs its m rows per segment: index by index */
                 for (uint32_t s = 0; s < nseg; s++)
                     for (int64_t r = g0 > row0 ? g0 : row0; r < tend; r++)
                         o[s * VQ_TILE + (uint32_t)(r - g0)] =
@@ -170,25 +166,14 @@ static void run(const gather_isa *k, float *acc, const hci_vq_gather_job *j, int
 
 /* ---- portable ---- */
 
-static void unpack_portable(uint16_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows, uint32_t nseg,
+static void unpack_portable(uint16_t *off, const hci_vq_stream *st, int64_t g0, uint32_t sa, uint32_t nseg,
                             uint32_t shift)
 {
-    for (uint32_t s = 0; s < nseg; s++, pos += (uint64_t)rows) {
-        uint32_t o[VQ_GROUP];
+    for (uint32_t s = 0; s < nseg; s++) {
+        uint32_t idx[VQ_GROUP];
+        hci_vq_unit_indices(idx, hci_vq_unit(st, g0, sa + s), st->bits);
         for (uint32_t i = 0; i < VQ_GROUP; i++)
-            o[i] = 0;
-        for (uint32_t j = 0; j < st->nb; j++) {
-            const uint8_t *b = st->bytes + j * st->n + pos;
-            for (uint32_t i = 0; i < VQ_GROUP; i++)
-                o[i] |= (uint32_t)b[i] << (8 * j);
-        }
-        for (uint32_t j = 0; j < st->br; j++) {
-            uint32_t plane = hci_vq_load_plane(st->rem, st->limit, pos * st->br + 32ull * j);
-            for (uint32_t i = 0; i < VQ_GROUP; i++)
-                o[i] |= ((plane >> i) & 1u) << (8 * st->nb + j);
-        }
-        for (uint32_t i = 0; i < VQ_GROUP; i++)
-            off[s * VQ_TILE + i] = (uint16_t)(o[i] << shift);
+            off[s * VQ_TILE + i] = (uint16_t)(idx[i] << shift);
     }
 }
 
@@ -218,36 +203,21 @@ static const gather_isa isa_portable = { 0, unpack_portable, dot_portable };
 #ifdef VQ_X86
 /* ---- AVX2 ---- */
 
-VQ_AVX2 static void unpack_avx2(uint16_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows, uint32_t nseg,
+VQ_AVX2 static void unpack_avx2(uint16_t *off, const hci_vq_stream *st, int64_t g0, uint32_t sa, uint32_t nseg,
                                 uint32_t shift)
 {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
-    for (uint32_t s = 0; s < nseg; s++, pos += (uint64_t)rows) {
+    hci_vq_unpacker256 u;
+    hci_vq_unpack256_init(&u, st->bits);
+    const __m128i sh = _mm_cvtsi32_si128((int)shift);
+    const uint8_t *unit = hci_vq_unit(st, g0, sa);
+    for (uint32_t s = 0; s < nseg; s++, unit += 4u * st->bits) {
         __m256i iv[4];
-        for (int q = 0; q < 4; q++)
-            iv[q] = _mm256_setzero_si256();
-        for (uint32_t j = 0; j < st->nb; j++) {
-            const uint8_t *b = st->bytes + j * st->n + pos;
-            __m128i sh = _mm_cvtsi32_si128((int)(8 * j + shift));
-            for (int q = 0; q < 4; q++) {
-                __m128i by = _mm_loadl_epi64((const __m128i *)(const void *)(b + 8 * q));
-                iv[q] = _mm256_or_si256(iv[q], _mm256_sll_epi32(_mm256_cvtepu8_epi32(by), sh));
-            }
-        }
-        for (uint32_t j = 0; j < st->br; j++) {
-            uint32_t plane = hci_vq_load_plane(st->rem, st->limit, pos * st->br + 32ull * j);
-            __m128i sh = _mm_cvtsi32_si128((int)(8 * st->nb + j + shift));
-            __m256i p = _mm256_set1_epi32((int)plane);
-            for (int q = 0; q < 4; q++) {
-                iv[q] = _mm256_or_si256(iv[q], _mm256_sll_epi32(_mm256_and_si256(_mm256_srlv_epi32(p, lane), one), sh));
-                p = _mm256_srli_epi32(p, 8);
-            }
-        }
+        hci_vq_unpack256(&u, unit, st->end, iv);
         /* offsets fit 16 bits (hci_vq_gather_ok); packing interleaves 128-bit lanes, the permute
          * restores the order */
         for (int q = 0; q < 4; q += 2)
             _mm256_store_si256((__m256i *)(void *)(off + s * VQ_TILE + 8 * q),
-                               _mm256_permute4x64_epi64(_mm256_packus_epi32(iv[q], iv[q + 1]), 0xd8));
+                               _mm256_sll_epi16(_mm256_permute4x64_epi64(_mm256_packus_epi32(iv[q], iv[q + 1]), 0xd8), sh));
     }
 }
 
@@ -295,71 +265,67 @@ static const gather_isa isa_avx2 = { 1, unpack_avx2, dot_avx2 };
 
 /* ---- AVX-512 ---- */
 
-/* One instance per index width (nb byte planes, br remainder planes, both constants once
- * inlined), so the per-segment loop holds only its loads, shifts and masked ORs. */
-VQ_AVX512 static inline __attribute__((always_inline)) void unpack512_t(uint16_t *off, const hci_vq_stream *st,
-                                                                        uint64_t pos, int64_t rows, uint32_t nseg,
-                                                                        uint32_t shift, const uint32_t nb,
-                                                                        const uint32_t br)
+/* A unit's 32 indices in 16-bit lanes: two halves of dwords (hci_vq_unpack512), joined by one
+ * two-source word permute that keeps the low word of each. */
+VQ_AVX512 static void unpack_avx512_bw(uint16_t *off, const hci_vq_stream *st, int64_t g0, uint32_t sa, uint32_t nseg,
+                                       uint32_t shift)
 {
-    /* 32 indices in the 16-bit lanes of one register: a remainder plane is one 32-bit mask,
-     * and its bit joins by a masked add (the bits are disjoint, so add is or); every shift
-     * but the final one is a constant */
-    for (uint32_t s = 0; s < nseg; s++, pos += (uint64_t)rows) {
-        __m512i iv = _mm512_setzero_si512();
-        _Pragma("GCC unroll 2") for (uint32_t j = 0; j < nb; j++)
-        {
-            const uint8_t *b = st->bytes + j * st->n + pos;
-            __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)b));
-            iv = _mm512_or_si512(iv, _mm512_slli_epi16(w, 8 * j));
-            /* the next tile reads the bytes after this group's: fetch them now (consecutive
-             * segments are rows bytes apart, beyond what the hardware prefetcher follows) */
-            if (pos + VQ_TILE < st->n)
-                _mm_prefetch((const char *)(b + VQ_TILE), _MM_HINT_T1);
-        }
-        if (br) {
-            uint64_t bit0 = pos * br;
-            if (((bit0 + VQ_TILE * br) >> 3) < st->limit)
-                _mm_prefetch((const char *)(st->rem + ((bit0 + VQ_TILE * br) >> 3)), _MM_HINT_T1);
-            /* a group's planes are br consecutive 32-bit words; when they start on a byte
-             * (always, when rows x br is a multiple of 8) each is one mask load */
-            if ((bit0 & 7) == 0 && (bit0 >> 3) + 4 * br <= st->limit) {
-                const uint8_t *pw = st->rem + (bit0 >> 3);
-                _Pragma("GCC unroll 8") for (uint32_t j = 0; j < br; j++)
-                {
-                    uint32_t word;
-                    memcpy(&word, pw + 4 * j, 4);
-                    iv = _mm512_mask_add_epi16(iv, _cvtu32_mask32(word), iv,
-                                               _mm512_set1_epi16((short)(1u << (8 * nb + j))));
-                }
-            } else {
-                for (uint32_t j = 0; j < br; j++) {
-                    uint32_t word = hci_vq_load_plane(st->rem, st->limit, bit0 + 32ull * j);
-                    iv = _mm512_mask_add_epi16(iv, _cvtu32_mask32(word), iv,
-                                               _mm512_set1_epi16((short)(1u << (8 * nb + j))));
-                }
-            }
-        }
-        _mm512_store_si512((void *)(off + s * VQ_TILE), _mm512_sll_epi16(iv, _mm_cvtsi32_si128((int)shift)));
+    hci_vq_unpacker512 u;
+    hci_vq_unpack512_init(&u, st->bits);
+    const __m512i even = _mm512_setr_epi32(0x00020000, 0x00060004, 0x000a0008, 0x000e000c, 0x00120010, 0x00160014,
+                                           0x001a0018, 0x001e001c, 0x00220020, 0x00260024, 0x002a0028, 0x002e002c,
+                                           0x00320030, 0x00360034, 0x003a0038, 0x003e003c);
+    const __m128i sh = _mm_cvtsi32_si128((int)shift);
+    const uint8_t *unit = hci_vq_unit(st, g0, sa);
+    for (uint32_t s = 0; s < nseg; s++, unit += 4u * st->bits) {
+        __m512i iv[2];
+        hci_vq_unpack512(&u, unit, iv);
+        __m512i w = _mm512_permutex2var_epi16(iv[0], even, iv[1]);
+        _mm512_store_si512((void *)(off + s * VQ_TILE), _mm512_sll_epi16(w, sh));
     }
 }
 
-VQ_AVX512 static void unpack_avx512(uint16_t *off, const hci_vq_stream *st, uint64_t pos, int64_t rows,
-                                    uint32_t nseg, uint32_t shift)
+/* With VBMI, when every index lies within the 16 bits from the byte holding its first bit
+ * ((i x bits) mod 8 + bits <= 16 for all i: bits 1 to 10, 12 and 16), one byte permute puts
+ * those two bytes in word lane i, and a variable word shift and a mask cut it out: half the
+ * operations of the dword path. */
+#define VQ_VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi")))
+
+static int vbmi_words_fit(uint32_t bits) { return bits <= 10 || bits == 12 || bits == 16; }
+
+VQ_VBMI static void unpack_avx512_vbmi(uint16_t *off, const hci_vq_stream *st, int64_t g0, uint32_t sa,
+                                       uint32_t nseg, uint32_t shift)
 {
-    switch (st->nb * 8 + st->br) {
-#define VQ_UNPACK_CASE(b)                                                                                        \
-    case b:                                                                                                      \
-        unpack512_t(off, st, pos, rows, nseg, shift, (b) / 8, (b) % 8);                                          \
-        break;
-        VQ_UNPACK_CASE(1) VQ_UNPACK_CASE(2) VQ_UNPACK_CASE(3) VQ_UNPACK_CASE(4) VQ_UNPACK_CASE(5)
-        VQ_UNPACK_CASE(6) VQ_UNPACK_CASE(7) VQ_UNPACK_CASE(8) VQ_UNPACK_CASE(9) VQ_UNPACK_CASE(10)
-        VQ_UNPACK_CASE(11) VQ_UNPACK_CASE(12) VQ_UNPACK_CASE(13) VQ_UNPACK_CASE(14) VQ_UNPACK_CASE(15)
-    default:
-        unpack512_t(off, st, pos, rows, nseg, shift, 2, 0);
-        break;
-#undef VQ_UNPACK_CASE
+    const __m512i lane = _mm512_setr_epi32(0x00010000, 0x00030002, 0x00050004, 0x00070006, 0x00090008, 0x000b000a,
+                                           0x000d000c, 0x000f000e, 0x00110010, 0x00130012, 0x00150014, 0x00170016,
+                                           0x00190018, 0x001b001a, 0x001d001c, 0x001f001e);
+    __m512i bit = _mm512_mullo_epi16(lane, _mm512_set1_epi16((short)st->bits));
+    __m512i byte = _mm512_srli_epi16(bit, 3);
+    /* word lane i takes bytes b and b + 1 (b = first byte of index i) */
+    const __m512i perm = _mm512_or_si512(byte, _mm512_slli_epi16(_mm512_add_epi16(byte, _mm512_set1_epi16(1)), 8));
+    const __m512i rsh = _mm512_and_si512(bit, _mm512_set1_epi16(7));
+    const __m512i mask = _mm512_set1_epi16((short)((1u << st->bits) - 1u));
+    const __m128i sh = _mm_cvtsi32_si128((int)shift);
+    const __mmask64 bytes = st->bits >= 16 ? ~(__mmask64)0 : (((__mmask64)1 << (4 * st->bits)) - 1);
+    const uint8_t *unit = hci_vq_unit(st, g0, sa), *end = st->end;
+    const uint64_t ahead = (uint64_t)nseg * 4u * st->bits;
+    for (uint32_t s = 0; s < nseg; s++, unit += 4u * st->bits) {
+        /* the group's next block of segments follows this one: fetch it while the dot runs */
+        if ((uint64_t)(end - unit) > ahead)
+            _mm_prefetch((const char *)(unit + ahead), _MM_HINT_T0);
+        __m512i w = _mm512_permutexvar_epi8(perm, _mm512_maskz_loadu_epi8(bytes, unit));
+        w = _mm512_and_si512(_mm512_srlv_epi16(w, rsh), mask);
+        _mm512_store_si512((void *)(off + s * VQ_TILE), _mm512_sll_epi16(w, sh));
     }
+}
+
+VQ_AVX512 static void unpack_avx512(uint16_t *off, const hci_vq_stream *st, int64_t g0, uint32_t sa, uint32_t nseg,
+                                    uint32_t shift)
+{
+    if (vbmi_words_fit(st->bits) && hci_cpu_avx512vbmi())
+        unpack_avx512_vbmi(off, st, g0, sa, nseg, shift);
+    else
+        unpack_avx512_bw(off, st, g0, sa, nseg, shift);
 }
 
 /* The 128- and 256-bit helpers are the AVX2 ones (AVX-512 implies their ISA, so they inline). */

@@ -1,12 +1,8 @@
 /* The lookup-table kernels of the fused VPTQ matvec (chosen by matvec.c when k x v is small
  * beside the rows of a call): per column segment, a table holds the dot product of every
  * centroid with that segment of (column-scaled) x, and each row adds one table entry per index.
- * Indices are read 32 rows at a time from their bit planes. */
+ * Indices are read 32 rows (one unit of the stream) at a time. */
 #include "vptq/matvec.h"
-
-#ifdef VQ_X86
-#include <immintrin.h>
-#endif
 
 /* ---- portable ---- */
 
@@ -22,24 +18,20 @@ static void lut_portable(float *lut, const float *cbt, uint32_t k, uint32_t v, c
     }
 }
 
-static void group_portable(float *acc, const float *lut, const hci_vq_stream *st, uint64_t pos)
+static void groups_portable(float *acc, const float *lut, uint32_t k, const hci_vq_stream *st, uint32_t s0,
+                            uint32_t ns, int64_t g0, int64_t g1)
 {
-    uint32_t idx[VQ_GROUP] = { 0 };
-    for (uint32_t j = 0; j < st->nb; j++) {
-        const uint8_t *b = st->bytes + j * st->n + pos;
-        for (uint32_t i = 0; i < VQ_GROUP; i++)
-            idx[i] |= (uint32_t)b[i] << (8 * j);
-    }
-    for (uint32_t j = 0; j < st->br; j++) {
-        uint32_t plane = hci_vq_load_plane(st->rem, st->limit, pos * st->br + 32ull * j);
-        for (uint32_t i = 0; i < VQ_GROUP; i++)
-            idx[i] |= ((plane >> i) & 1u) << (8 * st->nb + j);
-    }
-    for (uint32_t i = 0; i < VQ_GROUP; i++)
-        acc[i] += lut[idx[i]];
+    for (int64_t g = g0; g < g1; g += VQ_GROUP, acc += VQ_GROUP)
+        for (uint32_t j = 0; j < ns; j++) {
+            uint32_t idx[VQ_GROUP];
+            const float *t = lut + (size_t)j * k;
+            hci_vq_unit_indices(idx, hci_vq_unit(st, g, s0 + j), st->bits);
+            for (uint32_t i = 0; i < VQ_GROUP; i++)
+                acc[i] += t[idx[i]];
+        }
 }
 
-static const hci_vq_lut_kernel kernel_portable = { lut_portable, group_portable };
+static const hci_vq_lut_kernel kernel_portable = { lut_portable, groups_portable };
 
 #ifdef VQ_X86
 /* ---- AVX2 ---- */
@@ -58,35 +50,27 @@ VQ_AVX2 static void lut_avx2(float *lut, const float *cbt, uint32_t k, uint32_t 
     }
 }
 
-VQ_AVX2 static void group_avx2(float *acc, const float *lut, const hci_vq_stream *st, uint64_t pos)
+VQ_AVX2 static void groups_avx2(float *acc, const float *lut, uint32_t k, const hci_vq_stream *st, uint32_t s0,
+                                uint32_t ns, int64_t g0, int64_t g1)
 {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
-    __m256i iv[4];
-    for (int q = 0; q < 4; q++)
-        iv[q] = _mm256_setzero_si256();
-    for (uint32_t j = 0; j < st->nb; j++) {
-        const uint8_t *b = st->bytes + j * st->n + pos;
-        __m128i sh = _mm_cvtsi32_si128((int)(8 * j));
-        for (int q = 0; q < 4; q++) {
-            __m128i by = _mm_loadl_epi64((const __m128i *)(const void *)(b + 8 * q));
-            iv[q] = _mm256_or_si256(iv[q], _mm256_sll_epi32(_mm256_cvtepu8_epi32(by), sh));
+    hci_vq_unpacker256 u;
+    hci_vq_unpack256_init(&u, st->bits);
+    for (int64_t g = g0; g < g1; g += VQ_GROUP, acc += VQ_GROUP) {
+        __m256 sum[4];
+        for (int q = 0; q < 4; q++)
+            sum[q] = _mm256_loadu_ps(acc + 8 * q);
+        for (uint32_t j = 0; j < ns; j++) {
+            __m256i iv[4];
+            hci_vq_unpack256(&u, hci_vq_unit(st, g, s0 + j), st->end, iv);
+            for (int q = 0; q < 4; q++)
+                sum[q] = _mm256_add_ps(sum[q], _mm256_i32gather_ps(lut + (size_t)j * k, iv[q], 4));
         }
+        for (int q = 0; q < 4; q++)
+            _mm256_storeu_ps(acc + 8 * q, sum[q]);
     }
-    for (uint32_t j = 0; j < st->br; j++) {
-        uint32_t plane = hci_vq_load_plane(st->rem, st->limit, pos * st->br + 32ull * j);
-        __m128i sh = _mm_cvtsi32_si128((int)(8 * st->nb + j));
-        __m256i p = _mm256_set1_epi32((int)plane);
-        for (int q = 0; q < 4; q++) {
-            iv[q] = _mm256_or_si256(iv[q], _mm256_sll_epi32(_mm256_and_si256(_mm256_srlv_epi32(p, lane), one), sh));
-            p = _mm256_srli_epi32(p, 8);
-        }
-    }
-    for (int q = 0; q < 4; q++)
-        _mm256_storeu_ps(acc + 8 * q,
-                         _mm256_add_ps(_mm256_loadu_ps(acc + 8 * q), _mm256_i32gather_ps(lut, iv[q], 4)));
 }
 
-static const hci_vq_lut_kernel kernel_avx2 = { lut_avx2, group_avx2 };
+static const hci_vq_lut_kernel kernel_avx2 = { lut_avx2, groups_avx2 };
 
 /* ---- AVX-512 ---- */
 
@@ -104,34 +88,33 @@ VQ_AVX512 static void lut_avx512(float *lut, const float *cbt, uint32_t k, uint3
     }
 }
 
-VQ_AVX512 static void group_avx512(float *acc, const float *lut, const hci_vq_stream *st, uint64_t pos)
+VQ_AVX512 static void groups_avx512(float *acc, const float *lut, uint32_t k, const hci_vq_stream *st, uint32_t s0,
+                                   uint32_t ns, int64_t g0, int64_t g1)
 {
-    __m512i lo = _mm512_setzero_si512(), hi = lo;
-    for (uint32_t j = 0; j < st->nb; j++) {
-        const uint8_t *b = st->bytes + j * st->n + pos;
-        __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b));
-        __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + 16)));
-        lo = _mm512_or_si512(lo, _mm512_slli_epi32(l, 8 * j));
-        hi = _mm512_or_si512(hi, _mm512_slli_epi32(h, 8 * j));
+    hci_vq_unpacker512 u;
+    hci_vq_unpack512_init(&u, st->bits);
+    for (int64_t g = g0; g < g1; g += VQ_GROUP, acc += VQ_GROUP) {
+        __m512 lo = _mm512_loadu_ps(acc), hi = _mm512_loadu_ps(acc + 16);
+        for (uint32_t j = 0; j < ns; j++) {
+            const float *t = lut + (size_t)j * k;
+            __m512i iv[2];
+            hci_vq_unpack512(&u, hci_vq_unit(st, g, s0 + j), iv);
+            /* scalar loads beat vgatherdps here: two loads a cycle against a gather's microcode */
+            uint32_t idx[VQ_GROUP];
+            float val[VQ_GROUP];
+            _mm512_storeu_si512((void *)idx, iv[0]);
+            _mm512_storeu_si512((void *)(idx + 16), iv[1]);
+            for (uint32_t i = 0; i < VQ_GROUP; i++)
+                val[i] = t[idx[i]];
+            lo = _mm512_add_ps(lo, _mm512_loadu_ps(val));
+            hi = _mm512_add_ps(hi, _mm512_loadu_ps(val + 16));
+        }
+        _mm512_storeu_ps(acc, lo);
+        _mm512_storeu_ps(acc + 16, hi);
     }
-    for (uint32_t j = 0; j < st->br; j++) {
-        uint32_t plane = hci_vq_load_plane(st->rem, st->limit, pos * st->br + 32ull * j);
-        __m512i bit = _mm512_set1_epi32((int)(1u << (8 * st->nb + j)));
-        lo = _mm512_mask_or_epi32(lo, (__mmask16)(plane & 0xffffu), lo, bit);
-        hi = _mm512_mask_or_epi32(hi, (__mmask16)(plane >> 16), hi, bit);
-    }
-    /* scalar loads beat vgatherdps here: two loads a cycle against a gather's microcode */
-    uint32_t idx[VQ_GROUP];
-    float val[VQ_GROUP];
-    _mm512_storeu_si512((void *)idx, lo);
-    _mm512_storeu_si512((void *)(idx + 16), hi);
-    for (uint32_t i = 0; i < VQ_GROUP; i++)
-        val[i] = lut[idx[i]];
-    _mm512_storeu_ps(acc, _mm512_add_ps(_mm512_loadu_ps(acc), _mm512_loadu_ps(val)));
-    _mm512_storeu_ps(acc + 16, _mm512_add_ps(_mm512_loadu_ps(acc + 16), _mm512_loadu_ps(val + 16)));
 }
 
-static const hci_vq_lut_kernel kernel_avx512 = { lut_avx512, group_avx512 };
+static const hci_vq_lut_kernel kernel_avx512 = { lut_avx512, groups_avx512 };
 #endif
 
 const hci_vq_lut_kernel *hci_vq_lut_kernel_for(hci_isa isa)

@@ -11,10 +11,11 @@
 #include "common/cpu.h"
 #include "hypercomp/vptq.h"
 
-#define VQ_LAYOUT_VERSION 2u     /* written; version 1 (no built-in codebooks) is still read */
+#define VQ_LAYOUT_VERSION 3u     /* written; versions 1 (no built-in codebooks) and 2 (index
+                                    * streams in planes) are still read */
 #define VQ_MAX_V 16u
 #define VQ_MAX_BITS 16u
-#define VQ_GROUP 32u          /* rows per bit-plane group of the index streams */
+#define VQ_GROUP 32u          /* rows per group of the index streams */
 #define VQ_FLAG_ROW 1u
 #define VQ_FLAG_COL 2u
 #define VQ_FLAG_BUILTIN0 4u   /* part 0's main codebook is the built-in table (version 2) */
@@ -55,7 +56,7 @@ typedef struct hci_vq_sections {
     uint64_t row_scales;         /* fp16 base + rows x u8 */
     uint64_t grp[2];             /* [part] rows x groups 4-bit group-scale codes */
     uint64_t cb[2][2];           /* [part][stage] fp16 codebook */
-    uint64_t idx[2][2];          /* [part][stage] bit-plane index stream */
+    uint64_t idx[2][2];          /* [part][stage] index stream */
     uint64_t payload_len;
     uint32_t col_bits;           /* bits per outlier column number */
 } hci_vq_sections;
@@ -78,7 +79,8 @@ typedef struct hci_vq_part {
     float *cbt[2];           /* v x k, for the matvec lookup tables (64-byte aligned) */
     uint16_t *cbh[2];        /* k x pad fp16, zero-padded, for the gather-dot matvec (64-byte aligned) */
     uint32_t pad;            /* floats per padded entry: 4, 8 or 16, the least >= v */
-    const uint8_t *idx[2];   /* index streams inside the payload */
+    const uint8_t *idx[2];   /* index streams: inside the payload, or own_idx */
+    uint8_t *own_idx[2];     /* a version 1 or 2 tensor's streams rewritten in version 3 order */
     uint32_t gsegs, ngroups;
     float *gs;               /* rows x ngroups group scales, or NULL */
 } hci_vq_part;
@@ -92,9 +94,10 @@ typedef struct hci_vq_state {
     int64_t rows, cols;
 } hci_vq_state;
 
-/* Index of (segment s, row r) in a stream of rows x segs indices at `bits` bits. */
+/* Index of (segment s, row r) in a (version 3, row-grouped) stream of rows x segs indices at
+ * `bits` bits. */
 uint32_t hci_vq_get_index(const uint8_t *stream, int64_t rows, uint32_t segs, uint32_t bits, uint32_t s, int64_t r);
-/* Writes segs x rows indices (segment-major) as an index stream (dst pre-zeroed). */
+/* Writes segs x rows indices (idx segment-major) as a version 3 index stream (dst pre-zeroed). */
 void hci_vq_put_indices(uint8_t *dst, const uint32_t *idx, int64_t rows, uint32_t segs, uint32_t bits);
 /* Bytes of a stream of segs x rows indices. */
 uint64_t hci_vq_index_bytes(int64_t rows, uint32_t segs, uint32_t bits);
