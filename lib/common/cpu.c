@@ -46,35 +46,18 @@ hci_isa hci_cpu_isa(void)
     return best;
 }
 
-int hci_cpu_avx512vbmi_vnni(void)
-{
+/* A CPU feature by its __builtin_cpu_supports name; none off x86-64. */
 #if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni");
+#define CPU_HAS(feature) (__builtin_cpu_init(), __builtin_cpu_supports(feature))
 #else
-    return 0;
+#define CPU_HAS(feature) 0
 #endif
-}
 
-int hci_cpu_avx512vbmi(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vbmi");
-#else
-    return 0;
-#endif
-}
+int hci_cpu_avx512vbmi_vnni(void) { return CPU_HAS("avx512vbmi") && CPU_HAS("avx512vnni"); }
 
-int hci_cpu_gfni(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("gfni");
-#else
-    return 0;
-#endif
-}
+int hci_cpu_avx512vbmi(void) { return CPU_HAS("avx512vbmi"); }
+
+int hci_cpu_gfni(void) { return CPU_HAS("gfni"); }
 
 const char *hci_isa_name(hci_isa isa)
 {

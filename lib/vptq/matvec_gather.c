@@ -319,15 +319,6 @@ VQ_VBMI static void unpack_avx512_vbmi(uint16_t *off, const hci_vq_stream *st, i
     }
 }
 
-VQ_AVX512 static void unpack_avx512(uint16_t *off, const hci_vq_stream *st, int64_t g0, uint32_t sa, uint32_t nseg,
-                                    uint32_t shift)
-{
-    if (vbmi_words_fit(st->bits) && hci_cpu_avx512vbmi())
-        unpack_avx512_vbmi(off, st, g0, sa, nseg, shift);
-    else
-        unpack_avx512_bw(off, st, g0, sa, nseg, shift);
-}
-
 /* The 128- and 256-bit helpers are the AVX2 ones (AVX-512 implies their ISA, so they inline). */
 VQ_AVX512 static inline float hsum512_avx512(__m512 t) { return _mm512_reduce_add_ps(t); }
 
@@ -358,7 +349,8 @@ VQ_AVX512 static void dot_avx512(float *acc, const hci_vq_gather_job *j, uint32_
     else
         dot16_avx512(acc, j, sa, nseg, r0, row0, i0, i1);
 }
-static const gather_isa isa_avx512 = { 1, unpack_avx512, dot_avx512 };
+static const gather_isa isa_avx512 = { 1, unpack_avx512_bw, dot_avx512 };
+static const gather_isa isa_avx512_vbmi = { 1, unpack_avx512_vbmi, dot_avx512 };
 #endif
 
 static void gather_portable(float *acc, const hci_vq_gather_job *j, int64_t row0, int64_t row1)
@@ -374,7 +366,8 @@ static void gather_avx2(float *acc, const hci_vq_gather_job *j, int64_t row0, in
 
 static void gather_avx512(float *acc, const hci_vq_gather_job *j, int64_t row0, int64_t row1)
 {
-    run(&isa_avx512, acc, j, row0, row1);
+    /* the unpacking is chosen once per call: it runs for every 32 rows of every segment block */
+    run(vbmi_words_fit(j->bits) && hci_cpu_avx512vbmi() ? &isa_avx512_vbmi : &isa_avx512, acc, j, row0, row1);
 }
 #endif
 
