@@ -77,6 +77,12 @@ typedef struct hci_seedlm_cursor {
     int grouped;
 } hci_seedlm_cursor;
 
+/* The cursor's record: row r's block j in the group of n rows from row g0. */
+static inline int64_t hci_seedlm_cursor_slot(const hci_seedlm_cursor *k)
+{
+    return k->g0 * k->nbr + k->j * k->n + (k->r - k->g0);
+}
+
 static inline void hci_seedlm_cursor_init(hci_seedlm_cursor *k, const hci_seedlm_cfg *c, int64_t rows, int64_t cols,
                                           int64_t b)
 {
@@ -91,7 +97,7 @@ static inline void hci_seedlm_cursor_init(hci_seedlm_cursor *k, const hci_seedlm
     k->j = b % k->nbr;
     k->g0 = k->r - k->r % HCI_SEEDLM_GROUP;
     k->n = rows - k->g0 < HCI_SEEDLM_GROUP ? rows - k->g0 : HCI_SEEDLM_GROUP;
-    k->slot = k->g0 * k->nbr + k->j * k->n + (k->r - k->g0);
+    k->slot = hci_seedlm_cursor_slot(k);
 }
 
 static inline void hci_seedlm_cursor_next(hci_seedlm_cursor *k)
@@ -108,7 +114,7 @@ static inline void hci_seedlm_cursor_next(hci_seedlm_cursor *k)
             k->n = k->rows - k->g0 < HCI_SEEDLM_GROUP ? k->rows - k->g0 : HCI_SEEDLM_GROUP;
         }
     }
-    k->slot = k->g0 * k->nbr + k->j * k->n + (k->r - k->g0);
+    k->slot = hci_seedlm_cursor_slot(k);
 }
 
 void hci_seedlm_put_params(uint8_t out[HCI_SEEDLM_PARAMS_LEN], const hci_seedlm_cfg *c);
