@@ -158,44 +158,104 @@ static void check_case(const shape_case *s, uint32_t grouped)
     hc_ctensor_free(ct);
 }
 
-START_TEST(matvec_matches_decode_on_every_isa_and_shape)
+/* Shapes and configurations of random-record tensors: every vector kernel, its limits, and the
+ * cases that fall back to the portable loop. */
+static const shape_case shape_cases[] = {
+    { 8, 3, 16, 4, 4, 64, 64, "the 4-bit preset, two blocks per vector, aligned records" },
+    { 8, 3, 16, 4, 4, 13, 21, "4-bit preset, blocks straddle rows" },
+    { 8, 3, 16, 4, 4, 1, 40, "one row" },
+    { 8, 3, 16, 4, 4, 1, 5, "one row shorter than a block" },
+    { 8, 3, 16, 4, 4, 50, 1, "one column: each block spans 8 rows" },
+    { 8, 3, 16, 4, 4, 3, 37, "a row range's first block is its partial last" },
+    { 12, 4, 16, 4, 4, 9, 100, "the 3-bit preset, 36-bit records, straddling" },
+    { 12, 4, 16, 4, 4, 16, 96, "the 3-bit preset, aligned rows" },
+    { 12, 4, 12, 4, 4, 20, 100, "K = 12 with 32-bit records" },
+    { 4, 2, 9, 3, 2, 7, 30, "four blocks per vector" },
+    { 16, 2, 10, 4, 4, 5, 70, "C = 16" },
+    { 5, 3, 9, 4, 4, 7, 20, "odd C" },
+    { 8, 8, 9, 4, 4, 9, 32, "P * M = 32" },
+    { 8, 8, 9, 5, 4, 9, 32, "P * M > 32: portable on every ISA" },
+    { 6, 5, 11, 4, 3, 7, 33, "odd P" },
+    { 8, 3, 18, 4, 4, 9, 40, "K = 18: float states, two blocks per vector" },
+    { 8, 3, 20, 4, 4, 5, 44, "K = 20, the largest table" },
+    { 20, 2, 10, 4, 4, 6, 50, "C > 16: float states" },
+    { 16, 4, 16, 4, 4, 5, 40, "C * P + K > 65: one word does not hold a block" },
+    { 8, 3, 24, 4, 4, 5, 40, "K = 24: no table, states regenerated" },
+    /* the rows-in-lanes kernel (K = 16, 32-bit records, C divides cols): whole tiles of 16
+     * rows there, the rest on the kernel above */
+    { 8, 3, 16, 4, 4, 37, 88, "lanes: 2 tiles and 5 rows, 11 blocks per row (partial chunks)" },
+    { 8, 3, 16, 4, 4, 300, 152, "lanes: row ranges up to 24 rows from odd rows" },
+    { 4, 2, 16, 6, 4, 40, 100, "lanes: P = 2, M = 6, six nibbles" },
+    { 6, 4, 16, 3, 4, 33, 96, "lanes: P = 4, M = 3, stream bits up to 38" },
+    { 8, 2, 16, 6, 4, 18, 264, "lanes: eight nibbles, 33 blocks per row" },
+};
+
+/* every case in layout 1, and in layout 2 where it applies (32-bit records, C divides cols) */
+static void for_every_case(void (*check)(const shape_case *s, uint32_t grouped))
 {
-    const shape_case cases[] = {
-        { 8, 3, 16, 4, 4, 64, 64, "the 4-bit preset, two blocks per vector, aligned records" },
-        { 8, 3, 16, 4, 4, 13, 21, "4-bit preset, blocks straddle rows" },
-        { 8, 3, 16, 4, 4, 1, 40, "one row" },
-        { 8, 3, 16, 4, 4, 1, 5, "one row shorter than a block" },
-        { 8, 3, 16, 4, 4, 50, 1, "one column: each block spans 8 rows" },
-        { 8, 3, 16, 4, 4, 3, 37, "a row range's first block is its partial last" },
-        { 12, 4, 16, 4, 4, 9, 100, "the 3-bit preset, 36-bit records, straddling" },
-        { 12, 4, 16, 4, 4, 16, 96, "the 3-bit preset, aligned rows" },
-        { 12, 4, 12, 4, 4, 20, 100, "K = 12 with 32-bit records" },
-        { 4, 2, 9, 3, 2, 7, 30, "four blocks per vector" },
-        { 16, 2, 10, 4, 4, 5, 70, "C = 16" },
-        { 5, 3, 9, 4, 4, 7, 20, "odd C" },
-        { 8, 8, 9, 4, 4, 9, 32, "P * M = 32" },
-        { 8, 8, 9, 5, 4, 9, 32, "P * M > 32: portable on every ISA" },
-        { 6, 5, 11, 4, 3, 7, 33, "odd P" },
-        { 8, 3, 18, 4, 4, 9, 40, "K = 18: float states, two blocks per vector" },
-        { 8, 3, 20, 4, 4, 5, 44, "K = 20, the largest table" },
-        { 20, 2, 10, 4, 4, 6, 50, "C > 16: float states" },
-        { 16, 4, 16, 4, 4, 5, 40, "C * P + K > 65: one word does not hold a block" },
-        { 8, 3, 24, 4, 4, 5, 40, "K = 24: no table, states regenerated" },
-        /* the rows-in-lanes kernel (K = 16, 32-bit records, C divides cols): whole tiles of 16
-         * rows there, the rest on the kernel above */
-        { 8, 3, 16, 4, 4, 37, 88, "lanes: 2 tiles and 5 rows, 11 blocks per row (partial chunks)" },
-        { 8, 3, 16, 4, 4, 300, 152, "lanes: row ranges up to 24 rows from odd rows" },
-        { 4, 2, 16, 6, 4, 40, 100, "lanes: P = 2, M = 6, six nibbles" },
-        { 6, 4, 16, 3, 4, 33, 96, "lanes: P = 4, M = 3, stream bits up to 38" },
-        { 8, 2, 16, 6, 4, 18, 264, "lanes: eight nibbles, 33 blocks per row" },
-    };
-    /* every case in layout 1, and in layout 2 where it applies (32-bit records, C divides cols) */
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const shape_case *s = &cases[i];
+    for (size_t i = 0; i < sizeof shape_cases / sizeof shape_cases[0]; i++) {
+        const shape_case *s = &shape_cases[i];
         const hci_seedlm_cfg c = { s->C, s->P, s->K, s->M, s->E, 0, 1, 0 };
         for (uint32_t grouped = 0; grouped <= (uint32_t)hci_seedlm_groupable(&c, s->cols); grouped++)
-            check_case(s, grouped);
+            check(s, grouped);
     }
+}
+
+START_TEST(matvec_matches_decode_on_every_isa_and_shape)
+{
+    for_every_case(check_case);
+}
+END_TEST
+
+/* Decode on every ISA equals the reference block decode bit for bit (memcmp: a -0.0f for a 0.0f
+ * fails too), over the whole tensor and over ranges that start and end inside blocks. */
+static void check_decode_case(const shape_case *s, uint32_t grouped)
+{
+    hc_ctensor *ct = random_tensor(s, 500 + s->C * 7 + s->P, grouped);
+    const hci_seedlm_state *st = ct->state;
+    const int64_t n = s->rows * s->cols, C = s->C;
+    float *ref = malloc(sizeof(float) * (size_t)(st->nblocks * C)), *got = malloc(sizeof(float) * (size_t)n);
+    ck_assert_ptr_nonnull(ref);
+    ck_assert_ptr_nonnull(got);
+    for (int64_t b = 0; b < st->nblocks; b++)
+        hci_seedlm_decode_block(st, ct->payload, hci_seedlm_slot(&st->cfg, s->rows, s->cols, b), ref + b * C);
+    /* (first, count): the whole tensor, one value, a range inside one block, ranges entering and
+     * leaving blocks part way, and the last value */
+    const int64_t ranges[][2] = { { 0, n }, { 0, 1 }, { 1, C - 2 }, { 1, n - 1 }, { C - 1, 2 * C + 3 },
+                                  { C, n - C }, { 2 * C + 1, 3 * C }, { n - 1, 1 } };
+    const char *isas[] = { "portable", "avx2", "avx512" };
+    for (int i = 0; i < 3; i++) {
+        setenv("HYPERCOMP_ISA", isas[i], 1);
+        for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+            const int64_t first = ranges[r][0], count = ranges[r][1];
+            if (first < 0 || count < 1 || first + count > n)
+                continue;
+            memset(got, 0xFF, sizeof(float) * (size_t)n);
+            if (r == 0)
+                ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, got, sizeof(float) * (size_t)n));
+            else
+                hci_seedlm_decode_range(st, ct->payload, ct->payload_len, first, count, got);
+            for (int64_t v = 0; v < count; v++)
+                ck_assert_msg(!memcmp(&got[v], &ref[first + v], sizeof(float)),
+                              "C=%u P=%u K=%u M=%u %lld x %lld (%s), layout %u, %s, values [%lld, +%lld): value %lld "
+                              "is %.9g, the reference block decode %.9g",
+                              s->C, s->P, s->K, s->M, (long long)s->rows, (long long)s->cols, s->what, grouped + 1,
+                              isas[i], (long long)first, (long long)count, (long long)(first + v), got[v],
+                              ref[first + v]);
+            if (first + count < n)
+                ck_assert_msg(isnan(got[count]), "%s: decode of [%lld, +%lld) wrote past its range", isas[i],
+                              (long long)first, (long long)count);
+        }
+    }
+    unsetenv("HYPERCOMP_ISA");
+    free(ref);
+    free(got);
+    hc_ctensor_free(ct);
+}
+
+START_TEST(decode_is_identical_on_every_isa_and_shape)
+{
+    for_every_case(check_decode_case);
 }
 END_TEST
 
@@ -282,8 +342,8 @@ static void fill_state(hci_seedlm_block *blk, int64_t b, void *ctx)
     blk->q[0] = 1;
 }
 
-/* Every state's value as decode computes it from the table equals the generator's: one block per
- * state (C = P = 1, q = 1, scale 1), for table lengths from 8 to 20. */
+/* Every state's value as decode computes it from the table equals the generator's on every ISA:
+ * one block per state (C = P = 1, q = 1, scale 1), for table lengths from 8 to 20. */
 START_TEST(table_values_equal_the_generator_for_every_state)
 {
     const uint32_t ks[] = { 8, 13, 16, 20 };
@@ -292,10 +352,15 @@ START_TEST(table_values_equal_the_generator_for_every_state)
         const hci_seedlm_cfg c = { 1, 1, K, 2, 1, 0, n, 0 };
         hc_ctensor *ct = seedlm_tensor(&c, 1, n, fill_state, NULL);
         float *dec = malloc(sizeof(float) * n);
-        ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, dec, sizeof(float) * n));
-        for (uint32_t s = 1; s <= n; s++)
-            ck_assert_msg(dec[s - 1] == hc_lfsr_value(K, s), "K=%u state %u: %.9g vs %.9g", K, s, dec[s - 1],
-                          hc_lfsr_value(K, s));
+        const char *isas[] = { "portable", "avx2", "avx512" };
+        for (int i = 0; i < 3; i++) {
+            setenv("HYPERCOMP_ISA", isas[i], 1);
+            ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, dec, sizeof(float) * n));
+            for (uint32_t s = 1; s <= n; s++)
+                ck_assert_msg(dec[s - 1] == hc_lfsr_value(K, s), "K=%u state %u (%s): %.9g vs %.9g", K, s, isas[i],
+                              dec[s - 1], hc_lfsr_value(K, s));
+        }
+        unsetenv("HYPERCOMP_ISA");
         free(dec);
         hc_ctensor_free(ct);
     }
@@ -310,6 +375,7 @@ int main(void)
     tcase_add_test(tc, matvec_matches_decode_on_every_isa_and_shape);
     tcase_add_test(tc, lane_kernel_any_payload_alignment);
     tcase_add_test(tc, decode_matches_regenerated_states);
+    tcase_add_test(tc, decode_is_identical_on_every_isa_and_shape);
     tcase_add_test(tc, table_values_equal_the_generator_for_every_state);
     suite_add_tcase(s, tc);
     return test_run(s);

@@ -350,22 +350,7 @@ static int seedlm_attach(hc_ctensor *ct)
 
 static int seedlm_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out)
 {
-    const hci_seedlm_state *st = ct->state;
-    const int64_t C = st->cfg.C;
-    float tmp[HCI_SEEDLM_MAX_C];
-    int64_t i = 0, off = first % C;
-    hci_seedlm_cursor k;
-    hci_seedlm_cursor_init(&k, &st->cfg, st->rows, st->cols, first / C);
-    for (; i < count; hci_seedlm_cursor_next(&k), off = 0) {
-        const int64_t n = C - off < count - i ? C - off : count - i, slot = k.slot;
-        if (off == 0 && n == C) {
-            hci_seedlm_decode_block(st, ct->payload, slot, out + i);
-        } else {
-            hci_seedlm_decode_block(st, ct->payload, slot, tmp);
-            memcpy(out + i, tmp + off, (size_t)n * sizeof(float));
-        }
-        i += n;
-    }
+    hci_seedlm_decode_range(ct->state, ct->payload, ct->payload_len, first, count, out);
     return HC_OK;
 }
 

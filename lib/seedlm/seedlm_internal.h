@@ -1,13 +1,15 @@
 /* SeedLM internals shared by the codec (seedlm.c), the seed search (seedlm_search.c), the
- * screening and decode kernels (seedlm_kernels.c) and the matvec (seedlm_matvec.c). Layout:
- * doc/algorithms.md, "SeedLM". */
+ * screening kernels (seedlm_kernels.c), decode (seedlm_decode.c) and the matvec
+ * (seedlm_matvec.c). Layout: doc/algorithms.md, "SeedLM". */
 #ifndef HCI_SEEDLM_INTERNAL_H
 #define HCI_SEEDLM_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "codec.h"
+#include "common/bytes.h"
 #include "hypercomp/seedlm.h"
 
 #define HCI_SEEDLM_MAX_C 64
@@ -117,6 +119,22 @@ static inline void hci_seedlm_cursor_next(hci_seedlm_cursor *k)
     k->slot = hci_seedlm_cursor_slot(k);
 }
 
+/* The record starting at payload bit `bit` as a 64-bit word (seed in the low bits); valid when a
+ * record has at most 57 bits. Reads bytes one by one near the end of the payload. */
+static inline uint64_t hci_seedlm_record_word(const uint8_t *payload, uint64_t payload_len, uint64_t bit)
+{
+    uint64_t byte = bit >> 3, v;
+    if (byte + 8 <= payload_len) {
+        memcpy(&v, payload + byte, 8);
+        v = hci_get_u64((const uint8_t *)&v);
+    } else {
+        v = 0;
+        for (uint64_t i = 0; byte + i < payload_len; i++)
+            v |= (uint64_t)payload[byte + i] << (8 * i);
+    }
+    return v >> (bit & 7);
+}
+
 void hci_seedlm_put_params(uint8_t out[HCI_SEEDLM_PARAMS_LEN], const hci_seedlm_cfg *c);
 void hci_seedlm_write_block(uint8_t *payload, const hci_seedlm_cfg *c, int64_t b, const hci_seedlm_block *blk);
 void hci_seedlm_read_block(const uint8_t *payload, const hci_seedlm_cfg *c, int64_t b, hci_seedlm_block *out);
@@ -177,8 +195,15 @@ uint32_t hci_seedlm_screen_portable(const float *qsoa, uint32_t g0, uint32_t ngr
                                     float thresh, const float *rho2, float tau, uint32_t C, uint32_t P,
                                     uint32_t *mask, float *bounds);
 
-/* Decodes block b into C floats (w_c = sum_p U[c][p] * tq_p, p ascending). */
+/* Decodes the block of record b into C floats: w_c = sum_p u_cp * tq_p, p ascending, each product
+ * and sum rounded to float, u_cp = float((V - 2^(K-1)) / (2^(K-1) - 1)) and tq_p = q_p * 2^e.
+ * The reference every decode kernel must equal bit for bit (seedlm_decode.c). */
 void hci_seedlm_decode_block(const hci_seedlm_state *st, const uint8_t *payload, int64_t b, float *out);
+
+/* Values [first, first + count) of the tensor in row-major order (either layout), with the
+ * fastest kernel hci_cpu_isa() allows; identical on every ISA. */
+void hci_seedlm_decode_range(const hci_seedlm_state *st, const uint8_t *payload, uint64_t payload_len, int64_t first,
+                             int64_t count, float *out);
 
 /* y[r] for rows [row0, row1) of the st->rows x st->cols tensor; blocks may straddle rows (cols
  * need not be a multiple of C). */

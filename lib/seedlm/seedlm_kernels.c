@@ -1,13 +1,12 @@
 /* SeedLM's seed-screening kernel of the search (a portable version and AVX2 / AVX-512 versions
- * chosen by hci_cpu_isa(); tests compare them with HYPERCOMP_ISA=portable) and the decode of one
- * block from its seed. The matvec is in seedlm_matvec.c. */
+ * chosen by hci_cpu_isa(); tests compare them with HYPERCOMP_ISA=portable). Decode is in
+ * seedlm_decode.c, the matvec in seedlm_matvec.c. */
 #include <string.h>
 
 #include "common/alloc.h"
 #include "common/bytes.h"
 #include "common/cpu.h"
 #include "common/error.h"
-#include "lfsr.h"
 #include "seedlm/seedlm_internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -173,64 +172,4 @@ hci_seedlm_screen_fn hci_seedlm_screen_kernel(void)
     }
 #endif
     return hci_seedlm_screen_portable;
-}
-
-/* ---- decode ---- */
-
-/* The block's U (C x P values, row by row) into buf: from the table's stream words (each gives
- * the next 65 - K states; the state after the last starts the next word), or regenerated with
- * the LFSR. */
-static void block_window(const hci_seedlm_state *st, uint32_t seed, float *buf)
-{
-    const uint32_t n = st->cfg.C * st->cfg.P, K = st->cfg.K;
-    const uint32_t kmask = (uint32_t)((1ull << K) - 1);
-    uint32_t s = seed;
-    if (st->word) {
-        /* (V - h) times the double reciprocal of h - 1, rounded to float, equals
-         * hci_lfsr_value() (the quotient rounded once) for K <= 20: the product is within 2^-52
-         * of the quotient, relatively, while a quotient that is not itself a float lies at least
-         * 2^-44 from every float rounding boundary (with |V - h|, h - 1 < 2^19 and boundaries of
-         * 25 significant bits, the gap times (h - 1) 2^s is a nonzero integer). The tests check
-         * every state. */
-        const double half = (double)(1u << (K - 1)), inv = 1.0 / (half - 1.0);
-        for (uint32_t j = 0; j < n;) {
-            uint64_t w = hci_seedlm_word(st->word, s);
-            for (uint32_t t = 0; t <= 64 - K && j < n; t++, j++) {
-                s = (uint32_t)(w >> t) & kmask;
-                buf[j] = (float)(((double)s - half) * inv);
-            }
-            s = hci_lfsr_step(s, K, st->tap_mask);
-        }
-        return;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        buf[i] = hci_lfsr_value(K, s);
-        s = hci_lfsr_step(s, K, st->tap_mask);
-    }
-}
-
-static inline float pow2f(int32_t e)
-{
-    uint32_t bits = (uint32_t)(e + 127) << 23;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-void hci_seedlm_decode_block(const hci_seedlm_state *st, const uint8_t *payload, int64_t b, float *out)
-{
-    const uint32_t C = st->cfg.C, P = st->cfg.P;
-    hci_seedlm_block blk;
-    hci_seedlm_read_block(payload, &st->cfg, b, &blk);
-    float u[HCI_SEEDLM_MAX_C * HCI_SEEDLM_MAX_P], tq[HCI_SEEDLM_MAX_P];
-    block_window(st, blk.seed, u);
-    float scale = pow2f(st->cfg.ebase + (int32_t)blk.ecode);
-    for (uint32_t p = 0; p < P; p++)
-        tq[p] = (float)blk.q[p] * scale;
-    for (uint32_t c = 0; c < C; c++) {
-        float s = 0.0f;
-        for (uint32_t p = 0; p < P; p++)
-            s += u[c * P + p] * tq[p];
-        out[c] = s;
-    }
 }

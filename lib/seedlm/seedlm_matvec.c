@@ -109,22 +109,6 @@ static void matvec_portable(const mv_ctx *m, float *y, int64_t row0, int64_t row
 #define T256 __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 
-/* The record of block b as a 64-bit word (seed in the low bits); valid when the record has at most
- * 57 bits. Reads bytes one by one near the end of the payload. */
-static inline uint64_t record_word(const uint8_t *payload, uint64_t payload_len, uint64_t bit)
-{
-    uint64_t byte = bit >> 3, v;
-    if (byte + 8 <= payload_len) {
-        memcpy(&v, payload + byte, 8);
-        v = hci_get_u64((const uint8_t *)&v);
-    } else {
-        v = 0;
-        for (uint64_t i = 0; byte + i < payload_len; i++)
-            v |= (uint64_t)payload[byte + i] << (8 * i);
-    }
-    return v >> (bit & 7);
-}
-
 /* Records b .. b + n - 1 (n <= CHUNK) split into seeds, exponent codes and the mantissa fields
  * (P * M <= 32 bits); lanes past n are zero (seed 0's word is 0 and its coefficients 0). */
 static inline void unpack_fields(const mv_ctx *m, int64_t b, uint32_t n, uint32_t *seeds, int32_t *ex,
@@ -136,7 +120,7 @@ static inline void unpack_fields(const mv_ctx *m, int64_t b, uint32_t n, uint32_
     uint64_t bit = (uint64_t)b * B;
     for (uint32_t k = 0; k < CHUNK; k++, bit += B) {
         if (k < n) {
-            uint64_t rec = record_word(m->payload, m->payload_len, bit);
+            uint64_t rec = hci_seedlm_record_word(m->payload, m->payload_len, bit);
             seeds[k] = (uint32_t)(rec & kmask);
             ex[k] = (int32_t)((rec >> c->K) & emask);
             mant[k] = (uint32_t)(rec >> (c->K + c->E));
