@@ -151,11 +151,13 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
     v.ndim = 2;
     v.shape[0] = v.shape[1] = n;
     v.data = w;
-    char spec[128];
-    if (strncmp(preset, "vptq:", 5) == 0)
-        snprintf(spec, sizeof spec, "%s,threads=%u", preset, threads);
-    else
-        snprintf(spec, sizeof spec, "vptq:%s,threads=%u", preset, threads);
+    char spec[512];
+    int len = strncmp(preset, "vptq:", 5) == 0 ? snprintf(spec, sizeof spec, "%s,threads=%u", preset, threads)
+                                                : snprintf(spec, sizeof spec, "vptq:%s,threads=%u", preset, threads);
+    if (len < 0 || (size_t)len >= sizeof spec) {
+        fprintf(stderr, "bench_vptq: spec '%s' is too long (at most %zu characters)\n", preset, sizeof spec - 20);
+        exit(2);
+    }
     hc_compressor *c;
     if (hc_compressor_from_spec(&c, spec) != HC_OK)
         die(spec);
@@ -259,8 +261,12 @@ static json_object *model_case(const char *preset, const char *path, uint32_t th
         fprintf(stderr, "bench_vptq: cannot read %s\n", path);
         exit(1);
     }
-    char spec[128];
-    snprintf(spec, sizeof spec, "vptq:%s,threads=%u", preset, threads);
+    char spec[512];
+    int len = snprintf(spec, sizeof spec, "vptq:%s,threads=%u", preset, threads);
+    if (len < 0 || (size_t)len >= sizeof spec) {
+        fprintf(stderr, "bench_vptq: spec '%s' is too long (at most %zu characters)\n", preset, sizeof spec - 20);
+        exit(2);
+    }
     hc_compressor *c;
     if (hc_compressor_from_spec(&c, spec) != HC_OK)
         die(spec);
