@@ -107,6 +107,29 @@ static double time_matvec(const hc_ctensor *ct, const float *w, int64_t rows, in
 }
 
 static int matvec_reps = 21;
+
+/* Median wall time of 5 decodes of the whole tensor (numel values) to fp32, at the tensor's
+ * thread count, after one warm-up that also faults the buffer in. */
+static double time_decode(const hc_ctensor *ct, int64_t numel)
+{
+    float *out = malloc(sizeof(float) * (size_t)numel);
+    double t[5];
+    if (!out || hc_ctensor_decode(ct, HC_DTYPE_F32, out, sizeof(float) * (size_t)numel) != HC_OK)
+        die("decode");
+    for (int i = 0; i < 5; i++) {
+        double t0 = now();
+        if (hc_ctensor_decode(ct, HC_DTYPE_F32, out, sizeof(float) * (size_t)numel) != HC_OK)
+            die("decode");
+        t[i] = now() - t0;
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double u = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = u;
+        }
+    }
+    free(out);
+    return t[2];
+}
 static const char *cache_path; /* --cache: a serialised tensor reused across runs of the same case */
 
 /* The cached tensor of an earlier run, or NULL. */
@@ -192,6 +215,7 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
     double t_lut = time_matvec_as(ct, HCI_VQ_LUT, w, n, n, x, y, matvec_reps);
     double t_gather = time_matvec_as(ct, HCI_VQ_GATHER, w, n, n, x, y, matvec_reps);
     const char *chosen = hci_vq_choose(ct->state, 0, 0, n, hci_cpu_isa()) == HCI_VQ_GATHER ? "gather" : "lut";
+    double t_decode = time_decode(ct, n * n);
 
     json_object *o = json_object_new_object();
     json_object_object_add(o, "preset", json_object_new_string(preset));
@@ -209,9 +233,10 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
     json_object_object_add(o, "matvec_kernel", json_object_new_string(chosen));
     json_object_object_add(o, "matvec_lut_ms", json_object_new_double(1e3 * t_lut));
     json_object_object_add(o, "matvec_gather_ms", json_object_new_double(1e3 * t_gather));
+    json_object_object_add(o, "decode_threads1_ms", json_object_new_double(1e3 * t_decode));
     fprintf(stderr, "gaussian %s: %.1f s, %.4f bpw, rel_rmse %.4f, matvec %.3f ms vs sgemv %.3f ms (%.2fx); "
-            "kernel %s (lut %.3f ms, gather %.3f ms)\n", preset, secs, s.bpw, s.rel_rmse, 1e3 * t_vq,
-            1e3 * t_sgemv, t_sgemv / t_vq, chosen, 1e3 * t_lut, 1e3 * t_gather);
+            "kernel %s (lut %.3f ms, gather %.3f ms); decode %.1f ms\n", preset, secs, s.bpw, s.rel_rmse, 1e3 * t_vq,
+            1e3 * t_sgemv, t_sgemv / t_vq, chosen, 1e3 * t_lut, 1e3 * t_gather, 1e3 * t_decode);
     hc_ctensor_free(ct);
     hc_compressor_free(c);
     free(w);
