@@ -413,9 +413,9 @@ static void free_synthetic(hc_ctensor *ct)
     free(ct);
 }
 
-/* Decode of value ranges (whole rows, rows entered or left part way, one value) equals the same
- * values of the whole tensor's decode d, and writes nothing past its range. */
-static void check_decode_ranges(const hc_ctensor *ct, const char *what, const float *d)
+/* Decode with isa of value ranges (whole rows, rows entered or left part way, one value) equals
+ * the same values of the whole tensor's decode d, and writes nothing past its range. */
+static void check_decode_ranges(const hc_ctensor *ct, const char *what, const float *d, hci_isa isa)
 {
     const int64_t n = ct->rows * ct->cols, cols = ct->cols;
     const int64_t ranges[][2] = { { 0, cols }, { 1, n - 2 }, { cols - 1, cols + 2 }, { cols, n - cols },
@@ -428,27 +428,34 @@ static void check_decode_ranges(const hc_ctensor *ct, const char *what, const fl
             continue;
         for (int64_t i = 0; i <= count; i++)
             got[i] = NAN;
-        ck_assert_ok(hci_vq_decode(ct, first, count, got));
+        ck_assert_ok(hci_vq_decode_with(ct->state, first, count, got, isa));
         for (int64_t i = 0; i < count; i++)
             ck_assert_msg(!memcmp(&got[i], &d[first + i], sizeof(float)),
-                          "%s: decode of [%lld, +%lld): value %lld is %g, the whole decode's %g", what,
-                          (long long)first, (long long)count, (long long)(first + i), got[i], d[first + i]);
-        ck_assert_msg(isnan(got[count]), "%s: decode of [%lld, +%lld) wrote past its range", what, (long long)first,
-                      (long long)count);
+                          "%s isa %d: decode of [%lld, +%lld): value %lld is %g, the whole decode's %g", what,
+                          (int)isa, (long long)first, (long long)count, (long long)(first + i), got[i], d[first + i]);
+        ck_assert_msg(isnan(got[count]), "%s isa %d: decode of [%lld, +%lld) wrote past its range", what, (int)isa,
+                      (long long)first, (long long)count);
     }
     free(got);
 }
 
 /* Every kernel (portable, AVX2, AVX-512 as far as the CPU goes; tables, gather-dot, the
  * chooser) on rows [row0, row1) against decode + dot in double, within fp32 rounding of the
- * sum of |w x| terms; and decode of ranges against the whole decode. */
+ * sum of |w x| terms; decode with every isa, byte for byte the portable decode, also of ranges. */
 static void check_kernels(const hc_ctensor *ct, const char *what, const float *x, int64_t row0, int64_t row1)
 {
     int64_t rows = ct->rows, cols = ct->cols;
     float *d = malloc(sizeof(float) * (size_t)(rows * cols)), *y = malloc(sizeof(float) * (size_t)rows);
-    float *yp = malloc(sizeof(float) * (size_t)rows);
-    ck_assert_ok(hci_vq_decode(ct, 0, rows * cols, d));
-    check_decode_ranges(ct, what, d);
+    float *yp = malloc(sizeof(float) * (size_t)rows), *di = malloc(sizeof(float) * (size_t)(rows * cols));
+    ck_assert_ok(hci_vq_decode_with(ct->state, 0, rows * cols, d, HCI_ISA_PORTABLE));
+    for (int isa = HCI_ISA_PORTABLE; isa <= HCI_ISA_AVX512; isa++) {
+        ck_assert_ok(hci_vq_decode_with(ct->state, 0, rows * cols, di, (hci_isa)isa));
+        for (int64_t i = 0; i < rows * cols; i++)
+            ck_assert_msg(!memcmp(&di[i], &d[i], sizeof(float)), "%s isa %d: decoded value %lld is %g, portable %g",
+                          what, isa, (long long)i, di[i], d[i]);
+        check_decode_ranges(ct, what, d, (hci_isa)isa);
+    }
+    free(di);
     static const hci_vq_strategy how[] = { HCI_VQ_LUT, HCI_VQ_GATHER, HCI_VQ_AUTO };
     ck_assert_ok(hci_vq_matvec_with(ct->state, x, yp, row0, row1, HCI_ISA_PORTABLE, HCI_VQ_GATHER));
     for (int isa = HCI_ISA_PORTABLE; isa <= HCI_ISA_AVX512; isa++)

@@ -1,5 +1,5 @@
 /* The VPTQ byte layout (doc/algorithms.md, ## VPTQ): section sizes, the row-grouped index
- * streams, and attach() / decode(), which trust nothing in the bytes they are handed. */
+ * streams, and attach(), which trusts nothing in the bytes it is handed (decode.c decodes). */
 #include <math.h>
 #include <string.h>
 
@@ -386,48 +386,5 @@ int hci_vq_attach(hc_ctensor *ct)
         return rc;
     }
     ct->state = st;
-    return HC_OK;
-}
-
-/* ---- decode ---- */
-
-/* Writes row r of the decoded matrix into out (cols floats). */
-static void decode_row(const hci_vq_state *st, int64_t r, float *out)
-{
-    float rs = st->row_scale ? st->row_scale[r] : 1.0f;
-    for (uint32_t p = 0; p < st->nparts; p++) {
-        const hci_vq_part *pt = &st->part[p];
-        for (uint32_t s = 0; s < pt->segs; s++) {
-            float g = pt->gs ? pt->gs[(size_t)r * pt->ngroups + s / pt->gsegs] : 1.0f;
-            const float *c0 = pt->cb[0] + (size_t)hci_vq_get_index(pt->idx[0], st->rows, pt->segs, pt->bits[0], s, r) * pt->v;
-            const float *c1 = pt->bits[1]
-                                  ? pt->cb[1] + (size_t)hci_vq_get_index(pt->idx[1], st->rows, pt->segs, pt->bits[1], s, r) * pt->v
-                                  : NULL;
-            for (uint32_t t = 0; t < pt->v; t++) {
-                uint32_t j = s * pt->v + t;
-                if (j >= pt->ncols)
-                    break;
-                uint32_t c = pt->cols[j];
-                float val = c0[t] + (c1 ? c1[t] : 0.0f);
-                out[c] = val * (rs * g) * (st->col_scale ? st->col_scale[c] : 1.0f);
-            }
-        }
-    }
-}
-
-int hci_vq_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out)
-{
-    const hci_vq_state *st = ct->state;
-    float *row = hci_malloc_array((size_t)ct->cols, sizeof(float));
-    if (!row)
-        return HC_ENOMEM;
-    int64_t end = first + count;
-    for (int64_t r = first / ct->cols; r * ct->cols < end; r++) {
-        decode_row(st, r, row);
-        int64_t a = r * ct->cols > first ? r * ct->cols : first;
-        int64_t b = (r + 1) * ct->cols < end ? (r + 1) * ct->cols : end;
-        memcpy(out + (a - first), row + (a - r * ct->cols), sizeof(float) * (size_t)(b - a));
-    }
-    hci_free(row);
     return HC_OK;
 }

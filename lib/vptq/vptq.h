@@ -123,6 +123,9 @@ typedef hc_vptq_options hci_vq_opts;
 int hci_vq_attach(hc_ctensor *ct);
 void hci_vq_detach(hc_ctensor *ct);
 int hci_vq_decode(const hc_ctensor *ct, int64_t first, int64_t count, float *out);
+/* Decode of values [first, first + count) with an explicit instruction set (capped at what the
+ * CPU has); every isa writes the same bytes. */
+int hci_vq_decode_with(const hci_vq_state *st, int64_t first, int64_t count, float *out, hci_isa isa);
 int hci_vq_matvec(const hc_ctensor *ct, const float *x, float *y, int64_t row0, int64_t row1);
 /* The portable kernel, for tests and as the fallback. */
 int hci_vq_matvec_portable(const hci_vq_state *st, const float *x, float *y, int64_t row0, int64_t row1);
