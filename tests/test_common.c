@@ -1,7 +1,11 @@
 /* Status codes, messages, versions, half conversions, bit packing, CRC-32C, spec parsing,
  * the parallel loop and allocation failure. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/bitpack.h"
@@ -188,6 +192,87 @@ START_TEST(parallel_for_covers_every_item_and_carries_errors)
 }
 END_TEST
 
+/* Adds the squares of [b, e) into a per-range total through a nested parallel loop, so loops
+ * run inside pool workers as well as on the calling thread. */
+static int nested_range(void *ctx, int64_t b, int64_t e)
+{
+    int64_t *out = ctx;
+    return hci_parallel_for(2, e - b, 3, sum_range, out + b);
+}
+
+static int squares_ok(const int64_t *out, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (out[i] != i * i)
+            return 0;
+    return 1;
+}
+
+typedef struct loop_caller {
+    uint32_t threads;
+    int calls, ok;
+} loop_caller;
+
+/* An application thread running many loops, each checked. */
+static void *call_loops(void *arg)
+{
+    loop_caller *c = arg;
+    int64_t out[600];
+    c->ok = 1;
+    for (int k = 0; k < c->calls && c->ok; k++) {
+        memset(out, 0xff, sizeof out);
+        int64_t n = 100 + 50 * (k % 11);
+        c->ok = hci_parallel_for(c->threads, n, 5, sum_range, out) == HC_OK && squares_ok(out, n);
+    }
+    return NULL;
+}
+
+START_TEST(parallel_for_reuses_its_threads_across_calls_callers_nesting_and_fork)
+{
+    /* back to back calls with changing thread and range counts */
+    loop_caller one = { 0, 3000, 0 };
+    for (uint32_t t = 1; t <= 6; t++) {
+        one.threads = t;
+        call_loops(&one);
+        ck_assert_msg(one.ok, "%u threads: a call left items unset or failed", t);
+    }
+    /* loops nested in the ranges of a loop: the inner loops cannot have the pool */
+    int64_t out[1000];
+    memset(out, 0xff, sizeof out);
+    ck_assert_ok(hci_parallel_for(3, 1000, 10, nested_range, out));
+    for (int i = 0; i < 1000; i++) {
+        int64_t b = i / 334 * 334, j = i - b; /* nested_range's items count from its range's start */
+        ck_assert_int_eq(out[i], j * j);
+    }
+    /* several application threads at once: one owns the pool, the others start threads */
+    pthread_t th[4];
+    loop_caller c[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = (loop_caller){ (uint32_t)(2 + i % 3), 300, 0 };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, call_loops, &c[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(c[i].ok, "caller %d: a call left items unset or failed", i);
+    }
+    /* a child of fork() has no workers: it starts its own */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        loop_caller ch = { 3, 200, 0 };
+        call_loops(&ch);
+        _exit(ch.ok ? 0 : 1);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the forked child's loops failed (status %d)",
+                  status);
+    one.threads = 2;
+    call_loops(&one);
+    ck_assert(one.ok);
+}
+END_TEST
+
 START_TEST(allocation_failures_and_overflow_are_reported)
 {
     hci_alloc_fail_after(1);
@@ -220,6 +305,7 @@ static Suite *common_suite(void)
     tcase_add_test(tc, spec_parses_presets_and_keys);
     tcase_add_test(tc, spec_errors_name_the_bad_part);
     tcase_add_test(tc, parallel_for_covers_every_item_and_carries_errors);
+    tcase_add_test(tc, parallel_for_reuses_its_threads_across_calls_callers_nesting_and_fork);
     tcase_add_test(tc, allocation_failures_and_overflow_are_reported);
     suite_add_tcase(s, tc);
     return s;

@@ -212,6 +212,13 @@ HC_API const char *hc_ctensor_codec_name(const hc_ctensor *ct);
 
 /**
  * @brief Sets how many threads decode and matvec use.
+ *
+ * Work on more than one thread runs on a process-wide pool of worker threads, started when
+ * first needed and kept, asleep, between calls, so that a call does not pay for starting
+ * threads. The calling thread does one share of the work itself. While one call uses the pool,
+ * a concurrent call from another thread (or a call nested in a worker) starts threads for its
+ * own use instead. Worker threads block all signals. They are joined when the process exits or
+ * the library is unloaded; a child of fork() starts its own.
  * @param ct The compressed tensor.
  * @param threads 1 or more; 0 means the number of online CPUs.
  * @return #HC_OK or #HC_EINVAL.
