@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
+
 #include "hypercomp/hypercomp.h"
 #include "pipeline/pipeline_internal.h"
 
@@ -25,13 +27,6 @@ static uint64_t rng_next(uint64_t *s)
 }
 
 static double uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int die(const char *what)
 {
@@ -135,10 +130,10 @@ int main(int argc, char **argv)
         for (uint32_t filter = 0; filter < 2; filter++) {
             for (size_t i = 0; i < ng; i++)
                 g[i] = 1.0f;
-            double t0 = now();
+            double t0 = bench_now();
             if (hci_gain_refine(&gp, g, iters, lrs[k], filter, trace + (size_t)(2 * k + filter) * (iters + 1)) != HC_OK)
                 return die("refine");
-            secs[2 * k + filter] = now() - t0;
+            secs[2 * k + filter] = bench_now() - t0;
         }
 
     char stage_list[512] = "";

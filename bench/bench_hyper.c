@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
+
 #include "hypercomp/hypercomp.h"
 
 #ifdef HC_BLAS_OPENBLAS
@@ -28,13 +30,6 @@ typedef struct mat {
     float *w;
     int64_t rows, cols;
 } mat;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static double uniform(void)
@@ -123,7 +118,7 @@ static int measure(const char *spec, const mat *ms, size_t nm, uint32_t threads,
         float *dec = malloc(sizeof(float) * (size_t)n);
         if (!dec)
             return 1;
-        double t0 = now(), bits;
+        double t0 = bench_now(), bits;
         if (ref) {
             if (strcmp(spec, "ref-int8") == 0)
                 ref_int8(m, dec, &bits);
@@ -142,7 +137,7 @@ static int measure(const char *spec, const mat *ms, size_t nm, uint32_t threads,
             bits = (double)s.bits;
             hc_ctensor_free(ct);
         }
-        out->seconds += now() - t0;
+        out->seconds += bench_now() - t0;
         out->bits += bits;
         add_err(out, m->w, dec, n);
         free(dec);
@@ -286,13 +281,13 @@ static int matvec_speed(const char *const *specs, size_t ns, uint32_t threads, j
 #ifdef HC_BLAS_OPENBLAS
     openblas_set_num_threads((int)threads);
 #endif
-    double t0 = now();
+    double t0 = bench_now();
     int reps = 0;
-    while (now() - t0 < 0.5 || reps < 5) {
+    while (bench_now() - t0 < 0.5 || reps < 5) {
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)n, 1.0f, m.w, (int)n, x, 1, 0.0f, y, 1);
         reps++;
     }
-    double t_blas = (now() - t0) / reps;
+    double t_blas = (bench_now() - t0) / reps;
     printf("\n## matvec %lldx%lld, %u thread(s): time relative to OpenBLAS sgemv on fp32 (%.1f us)\n\n"
            "| codec | time / sgemv |\n|---|---|\n",
            (long long)n, (long long)n, threads, 1e6 * t_blas);
@@ -305,13 +300,13 @@ static int matvec_speed(const char *const *specs, size_t ns, uint32_t threads, j
             fprintf(stderr, "bench_hyper: %s: %s\n", specs[i], hc_last_error());
             return 1;
         }
-        t0 = now();
+        t0 = bench_now();
         reps = 0;
-        while (now() - t0 < 0.5 || reps < 3) {
+        while (bench_now() - t0 < 0.5 || reps < 3) {
             hc_ctensor_matvec(ct, x, y);
             reps++;
         }
-        double t = (now() - t0) / reps;
+        double t = (bench_now() - t0) / reps;
         printf("| %s | %.2fx |\n", specs[i], t / t_blas);
         json_object *j = json_object_new_object();
         json_object_object_add(j, "codec", json_object_new_string(specs[i]));

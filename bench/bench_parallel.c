@@ -16,27 +16,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
+
 #include "hypercomp/hypercomp.h"
 #include "common/parallel.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
 
 static int nothing(void *ctx, int64_t b, int64_t e)
 {
@@ -58,12 +41,12 @@ static int time_loops(void *ctx, int64_t b, int64_t e)
         return HC_OK; /* only the caller's range times: the other range of the outer loop idles */
     (void)e;
     for (int i = 0; i < lt->reps; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (hci_parallel_for(2, 2, 1, nothing, NULL) != HC_OK)
             return HC_EINVAL;
-        lt->t[i] = now() - t0;
+        lt->t[i] = bench_now() - t0;
     }
-    lt->median_us = 1e6 * median(lt->t, lt->reps);
+    lt->median_us = 1e6 * bench_median(lt->t, lt->reps);
     return HC_OK;
 }
 
@@ -78,12 +61,12 @@ static double time_matvec(hc_ctensor *ct, uint32_t threads, const float *x, floa
     if (hc_ctensor_set_threads(ct, threads) != HC_OK)
         die("set_threads");
     for (int i = 0; i < reps; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (hc_ctensor_matvec(ct, x, y) != HC_OK)
             die("matvec");
-        t[i] = now() - t0;
+        t[i] = bench_now() - t0;
     }
-    return 1e3 * median(t, reps);
+    return 1e3 * bench_median(t, reps);
 }
 
 int main(int argc, char **argv)

@@ -18,6 +18,7 @@
 
 #include <cblas.h>
 
+#include "bench_clock.h"
 #include "hypercomp/hypercomp.h"
 
 #if defined(HC_BLAS_BLIS)
@@ -26,26 +27,6 @@ static void blas_one_thread(void) { bli_thread_set_num_threads(1); }
 #else
 static void blas_one_thread(void) { openblas_set_num_threads(1); }
 #endif
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts v; the median. */
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* splitmix64 + Box-Muller: the same matrix on every run */
 static uint64_t rng_next(uint64_t *s)
@@ -170,23 +151,23 @@ int main(int argc, char **argv)
                 hc_ctensor_matvec(ct, x, y);
             }
             for (int i = 0; i < reps; i++) {
-                double t0 = now();
+                double t0 = bench_now();
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, w, (int)cols, x, 1, 0.0f, yref, 1);
-                double t1 = now();
+                double t1 = bench_now();
                 hc_ctensor_matvec(ct, x, y);
-                double t2 = now();
+                double t2 = bench_now();
                 t_ref[i] = t1 - t0;
                 t_mv[i] = t2 - t1;
             }
             double dt = 1e30;
             for (int i = 0; i < 5; i++) {
-                double t0 = now();
+                double t0 = bench_now();
                 hc_ctensor_decode(ct, HC_DTYPE_F32, dec, n * sizeof *dec);
-                double t1 = now();
+                double t1 = bench_now();
                 dt = t1 - t0 < dt ? t1 - t0 : dt;
             }
-            double sgemv_ms = 1e3 * median(t_ref, reps), mv_ms = 1e3 * median(t_mv, reps);
-            double min_ratio = t_ref[0] / t_mv[0]; /* both sorted by median() */
+            double sgemv_ms = 1e3 * bench_median(t_ref, reps), mv_ms = 1e3 * bench_median(t_mv, reps);
+            double min_ratio = t_ref[0] / t_mv[0]; /* both sorted by bench_median() */
             double gbps = (double)n * 4 / dt / 1e9;
             const char *isa = isas[k] ? isas[k] : "best";
             if (json)

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
+
 #include "common/alloc.h"
 #include "common/bytes.h"
 #include "common/cpu.h"
@@ -25,13 +27,6 @@ void openblas_set_num_threads(int n);
 #else
 #define SET_BLAS_THREADS(n) ((void)(n))
 #endif
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static double cpu_now(void)
 {
@@ -133,14 +128,14 @@ static json_object *bench_search(int64_t nblocks, int64_t naive_blocks)
     /* the compressor writes layout 2 (records grouped by 16 rows) for this shape */
     hci_seedlm_cfg c = { 8, 3, 16, 4, 4, ebase, 65535, records[40] == HCI_SEEDLM_FORMAT_GROUPED };
     int agree = 1;
-    double t0 = now();
+    double t0 = bench_now();
     for (int64_t b = 0; b < naive_blocks; b++) {
         hci_seedlm_block nb, got;
         hci_seedlm_search_naive(&nb, w + b * 8, &c);
         hci_seedlm_read_block(records + 52, &c, hci_seedlm_slot(&c, shape[0], shape[1], b), &got);
         agree &= nb.seed == got.seed && nb.ecode == got.ecode && !memcmp(nb.q, got.q, 3 * sizeof(int32_t));
     }
-    double naive = (double)naive_blocks / (now() - t0);
+    double naive = (double)naive_blocks / (bench_now() - t0);
     json_object_object_add(o, "naive_sample_blocks", json_object_new_int64(naive_blocks));
     json_object_object_add(o, "naive_blocks_per_s", json_object_new_double(naive));
     json_object_object_add(o, "naive_agrees", json_object_new_boolean(agree));
@@ -190,29 +185,23 @@ static hc_ctensor *random_seedlm(const hci_seedlm_cfg *c, int64_t rows, int64_t 
     return ct;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* reps alternating runs of the SeedLM matvec and of sgemv (so that a burst of load from other
  * jobs hits both); times sorted ascending into ts and tb. */
 static void timed_runs(int reps, hc_ctensor *ct, const float *W, int64_t n, const float *x, float *y, double *ts,
                        double *tb)
 {
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (hc_ctensor_matvec(ct, x, y) != HC_OK)
             die("matvec");
-        double t1 = now();
+        double t1 = bench_now();
         if (W)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)n, 1.0f, W, (int)n, x, 1, 0.0f, y, 1);
         ts[r] = t1 - t0;
-        tb[r] = now() - t1;
+        tb[r] = bench_now() - t1;
     }
-    qsort(ts, (size_t)reps, sizeof *ts, cmp_double);
-    qsort(tb, (size_t)reps, sizeof *tb, cmp_double);
+    qsort(ts, (size_t)reps, sizeof *ts, bench_cmp_double);
+    qsort(tb, (size_t)reps, sizeof *tb, bench_cmp_double);
 }
 
 /* n x n from random records of preset cfg: the fused matvec against sgemv on the decoded matrix
@@ -228,10 +217,10 @@ static json_object *bench_matvec_one(const hci_seedlm_cfg *cfg, int64_t n, int r
     hc_ctensor_set_threads(ct, 1);
     double dbest = 1e30;
     for (int i = 0; i < 5; i++) {
-        const double t0 = now();
+        const double t0 = bench_now();
         if (hc_ctensor_decode(ct, HC_DTYPE_F32, W, sizeof(float) * (size_t)(n * n)) != HC_OK)
             die("decode");
-        const double dt = now() - t0;
+        const double dt = bench_now() - t0;
         dbest = dt < dbest ? dt : dbest;
     }
     json_object *o = json_object_new_object();

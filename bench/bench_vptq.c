@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
+
 #include "hypercomp/hypercomp.h"
 #include "codec.h"
 #include "vptq/encode.h"
@@ -28,13 +30,6 @@
 void openblas_set_num_threads(int n);
 #endif
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* --clock cpu: matvec times in the calling thread's CPU time, which leaves out the time the
  * thread waits while other jobs hold the core (one-thread runs only: both kernels run in it). */
 static int cpu_clock;
@@ -42,7 +37,7 @@ static int cpu_clock;
 static double matvec_now(void)
 {
     if (!cpu_clock)
-        return now();
+        return bench_now();
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -117,10 +112,10 @@ static double time_decode(const hc_ctensor *ct, int64_t numel)
     if (!out || hc_ctensor_decode(ct, HC_DTYPE_F32, out, sizeof(float) * (size_t)numel) != HC_OK)
         die("decode");
     for (int i = 0; i < 5; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (hc_ctensor_decode(ct, HC_DTYPE_F32, out, sizeof(float) * (size_t)numel) != HC_OK)
             die("decode");
-        t[i] = now() - t0;
+        t[i] = bench_now() - t0;
         for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
             double u = t[j];
             t[j] = t[j - 1];
@@ -184,7 +179,7 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
     hc_compressor *c;
     if (hc_compressor_from_spec(&c, spec) != HC_OK)
         die(spec);
-    double t0 = now(), secs = 0;
+    double t0 = bench_now(), secs = 0;
     hc_ctensor *ct = cache_load();
     hc_stats s = HC_STATS_INIT;
     if (ct) {
@@ -194,7 +189,7 @@ static json_object *gaussian_case(const char *preset, int64_t n, uint32_t thread
     } else {
         if (hc_compress(&ct, c, &v) != HC_OK)
             die("compress");
-        secs = now() - t0;
+        secs = bench_now() - t0;
         cache_store(ct);
         hc_ctensor_stats(&s, ct);
     }
@@ -295,7 +290,7 @@ static json_object *model_case(const char *preset, const char *path, uint32_t th
     hc_compressor *c;
     if (hc_compressor_from_spec(&c, spec) != HC_OK)
         die(spec);
-    double err = 0, ref = 0, bits = 0, n = 0, t0 = now();
+    double err = 0, ref = 0, bits = 0, n = 0, t0 = bench_now();
     int count = 0;
     json_object_object_foreach(m.header, name, desc)
     {
@@ -334,7 +329,7 @@ static json_object *model_case(const char *preset, const char *path, uint32_t th
         hc_ctensor_free(ct);
         free(d);
     }
-    double secs = now() - t0;
+    double secs = bench_now() - t0;
     json_object *o = json_object_new_object();
     json_object_object_add(o, "preset", json_object_new_string(preset));
     json_object_object_add(o, "spec", json_object_new_string(hc_compressor_spec(c)));
