@@ -8,6 +8,8 @@
 #            registered (meson passes quietly when no test matches a suite)
 #   rust     the Rust bindings: `cargo test` offline against the installed library, and the Rust
 #            example's bytes equal to the C and Python ones (tests/rust-bindings.sh)
+#   valgrind `meson test --setup valgrind` on the default build, without the vptq and
+#            seedlm_matvec suites (they take 5 to 10 minutes under valgrind; asan covers them)
 #   asan     an ASan+UBSan build and `meson test --setup sanitize`
 #   docs     the Doxygen API reference (any warning, e.g. an undocumented symbol, fails it)
 #   blis     the -Dblas=blis configuration, built and tested
@@ -74,6 +76,8 @@ if step test-build configure_build build-run/test -Ddocs=disabled; then
     step install bash tests/install-consumers.sh build-run/test
     step python python_tests build-run/test
     step rust bash tests/rust-bindings.sh build-run/test
+    step valgrind meson test -C build-run/test --setup valgrind --no-suite vptq --no-suite seedlm_matvec \
+        --print-errorlogs
 fi
 if step asan-build configure_build build-run/asan -Db_sanitize=address,undefined -Db_lundef=false -Ddocs=disabled; then
     step asan meson test -C build-run/asan --setup sanitize --print-errorlogs
@@ -94,13 +98,13 @@ printf '   %s\n' "${results[@]}"
 # so the closing line never looks better than the exit status.
 count() {
     awk -v key="$1" 'index($0, key ":") == 1 { n += $NF } END { print n + 0 }' \
-        build-run/test.log build-run/asan.log build-run/blis.log 2>/dev/null
+        build-run/test.log build-run/valgrind.log build-run/asan.log build-run/blis.log 2>/dev/null
 }
 passed=$(count Ok)
 failures=$(($(count Fail) + $(count Timeout) + $(count 'Unexpected Pass')))
 for r in "${results[@]}"; do
     case $r in
-    'test '* | 'asan '* | 'blis '*) ;;
+    'test '* | 'valgrind '* | 'asan '* | 'blis '*) ;;
     *FAILED*) failures=$((failures + 1)) ;;
     esac
 done
