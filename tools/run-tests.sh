@@ -8,8 +8,9 @@
 #            registered (meson passes quietly when no test matches a suite)
 #   rust     the Rust bindings: `cargo test` offline against the installed library, and the Rust
 #            example's bytes equal to the C and Python ones (tests/rust-bindings.sh)
-#   valgrind `meson test --setup valgrind` on the default build, without the vptq and
-#            seedlm_matvec suites (they take 5 to 10 minutes under valgrind; asan covers them)
+#   valgrind `meson test --setup valgrind` on the default build, without the suites that take
+#            over 50 s each under valgrind (vptq, seedlm_matvec, scalar, hyper, kmeans; asan
+#            covers them), so that the whole run stays near 13 minutes
 #   asan     an ASan+UBSan build and `meson test --setup sanitize`
 #   docs     the Doxygen API reference (any warning, e.g. an undocumented symbol, fails it)
 #   blis     the -Dblas=blis configuration, built and tested
@@ -77,7 +78,7 @@ if step test-build configure_build build-run/test -Ddocs=disabled; then
     step python python_tests build-run/test
     step rust bash tests/rust-bindings.sh build-run/test
     step valgrind meson test -C build-run/test --setup valgrind --no-suite vptq --no-suite seedlm_matvec \
-        --print-errorlogs
+        --no-suite scalar --no-suite hyper --no-suite kmeans --print-errorlogs
 fi
 if step asan-build configure_build build-run/asan -Db_sanitize=address,undefined -Db_lundef=false -Ddocs=disabled; then
     step asan meson test -C build-run/asan --setup sanitize --print-errorlogs
