@@ -84,13 +84,7 @@ static double time_matvec_as(const hc_ctensor *ct, hci_vq_strategy how, const fl
         }
         t[i] = matvec_now() - t0;
     }
-    for (int i = 1; i < reps; i++)
-        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
-            double s = t[j];
-            t[j] = t[j - 1];
-            t[j - 1] = s;
-        }
-    double m = t[reps / 2];
+    double m = bench_median(t, reps);
     free(t);
     return m;
 }
@@ -116,15 +110,11 @@ static double time_decode(const hc_ctensor *ct, int64_t numel)
         if (hc_ctensor_decode(ct, HC_DTYPE_F32, out, sizeof(float) * (size_t)numel) != HC_OK)
             die("decode");
         t[i] = bench_now() - t0;
-        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
-            double u = t[j];
-            t[j] = t[j - 1];
-            t[j - 1] = u;
-        }
     }
     free(out);
-    return t[2];
+    return bench_median(t, 5);
 }
+
 static const char *cache_path; /* --cache: a serialised tensor reused across runs of the same case */
 
 /* The cached tensor of an earlier run, or NULL. */
