@@ -865,6 +865,28 @@ START_TEST(out_of_memory_is_reported)
         hc_ctensor_free(ct);
     }
     ck_assert(failures > 5);
+    /* decode and matvec of a good tensor: each of their allocations failed in turn gives
+     * HC_ENOMEM with its message, and the first call that allocates enough succeeds */
+    hc_ctensor *ct = NULL;
+    ck_assert_ok(hc_compress(&ct, c, &v));
+    float *d = malloc(sizeof(float) * 64 * 48), *x = test_gauss(22, 48, 1.0), y[64];
+    for (int op = 0; op < 2; op++) {
+        int fails = 0, rc = HC_ENOMEM;
+        for (long i = 1; rc == HC_ENOMEM; i++) {
+            hci_alloc_fail_after(i);
+            rc = op ? hc_ctensor_matvec(ct, x, y) : hc_ctensor_decode(ct, HC_DTYPE_F32, d, sizeof(float) * 64 * 48);
+            hci_alloc_fail_after(0);
+            if (rc == HC_ENOMEM) {
+                ck_assert_msg(strstr(hc_last_error(), "out of memory") != NULL, "%s", hc_last_error());
+                fails++;
+            }
+        }
+        ck_assert_int_eq(rc, HC_OK);
+        ck_assert_msg(fails >= 1, "%s allocates nothing", op ? "matvec" : "decode");
+    }
+    hc_ctensor_free(ct);
+    free(d);
+    free(x);
     hc_compressor_free(c);
     free(w);
 }
