@@ -293,6 +293,8 @@ static Suite *common_suite(void)
 {
     Suite *s = suite_create("common");
     TCase *tc = tcase_create("core");
+    /* the parallel-loop test runs some 20,000 loops: about a second here, more on a busy host */
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, status_names_are_stable);
     tcase_add_test(tc, version_matches_headers);
     tcase_add_test(tc, last_error_is_never_null_and_formats_values);
