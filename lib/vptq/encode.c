@@ -415,32 +415,31 @@ static float row_scale_at(const hci_vq_work *wk, const hci_vq_scales *sc, size_t
                             : hci_vq_row_scale(hci_f16_to_f32(sc->rbase_h), (uint8_t)(q < 0 ? 0 : (q > 254 ? 254 : q)));
 }
 
-#define GROUP_SEARCH 3
+/* What refitting rows and groups share: y, the vectors before their unit's current scale (cur,
+ * one per unit); each unit's best code offset; then adopt() moves the codes and scales (cur
+ * among them) and gives each unit's error-weight ratio, and the vectors are rebuilt from y and
+ * reassigned. */
+typedef void (*adopt_fn)(hci_vq_work *wk, hci_vq_scales *sc, const int *pick, double *ratio);
 
-int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads)
+static int refit_units(hci_vq_work *wk, hci_vq_scales *sc, const scale_units *su, const float *cur, adopt_fn adopt,
+                       const float *cb, uint32_t *idx, uint32_t k, uint32_t threads)
 {
-    size_t n = (size_t)wk->segs * (size_t)wk->rows, ng = (size_t)wk->rows * wk->ngroups;
+    size_t n = (size_t)wk->segs * (size_t)wk->rows;
     uint32_t v = wk->v;
-    const scale_units su = { ng, GROUP_SEARCH, group_of, group_scale_at, NULL };
     float *y = hci_malloc_array(n, (size_t)v * sizeof(float));
-    double *ratio = hci_malloc_array(ng, sizeof(double));
-    int *pick = hci_calloc(ng, sizeof(int));
+    double *ratio = hci_malloc_array(su->n, sizeof(double));
+    int *pick = hci_calloc(su->n, sizeof(int));
     int rc = (!y || !ratio || !pick) ? HC_ENOMEM : HC_OK;
-    /* y: the vectors before their group scale */
-    for (size_t i = 0; rc == HC_OK && i < n; i++)
+    for (size_t i = 0; rc == HC_OK && i < n; i++) {
+        float f = cur[su->unit(wk, i)];
         for (uint32_t u = 0; u < v; u++)
-            y[i * v + u] = wk->vec[i * v + u] * wk->gs[group_of(wk, i)];
+            y[i * v + u] = wk->vec[i * v + u] * f;
+    }
     if (rc == HC_OK)
-        rc = search_codes(pick, &su, wk, y, cb, k, threads);
+        rc = search_codes(pick, su, wk, y, cb, k, threads);
     if (rc == HC_OK) {
-        for (size_t gi = 0; gi < ng; gi++) {
-            uint32_t q = (uint32_t)((int)wk->gq[gi] + pick[gi]);
-            float g0 = wk->gs[gi];
-            wk->gq[gi] = (uint8_t)q;
-            wk->gs[gi] = hci_vq_group_scale(q);
-            ratio[gi] = ((double)wk->gs[gi] * wk->gs[gi]) / ((double)g0 * g0); /* weight ratio */
-        }
-        rc = apply_scales(wk, &su, y, wk->gs, ratio, cb, idx, k, threads);
+        adopt(wk, sc, pick, ratio);
+        rc = apply_scales(wk, su, y, cur, ratio, cb, idx, k, threads);
     }
     hci_free(y);
     hci_free(ratio);
@@ -448,43 +447,50 @@ int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_
     return rc;
 }
 
+#define GROUP_SEARCH 3
+
+static void adopt_group_codes(hci_vq_work *wk, hci_vq_scales *sc, const int *pick, double *ratio)
+{
+    (void)sc;
+    for (size_t gi = 0; gi < (size_t)wk->rows * wk->ngroups; gi++) {
+        uint32_t q = (uint32_t)((int)wk->gq[gi] + pick[gi]);
+        float g0 = wk->gs[gi];
+        wk->gq[gi] = (uint8_t)q;
+        wk->gs[gi] = hci_vq_group_scale(q);
+        ratio[gi] = ((double)wk->gs[gi] * wk->gs[gi]) / ((double)g0 * g0);
+    }
+}
+
+int hci_vq_refit_groups(hci_vq_work *wk, const float *cb, uint32_t *idx, uint32_t k, uint32_t threads)
+{
+    const scale_units su = { (size_t)wk->rows * wk->ngroups, GROUP_SEARCH, group_of, group_scale_at, NULL };
+    return refit_units(wk, NULL, &su, wk->gs, adopt_group_codes, cb, idx, k, threads);
+}
+
 #define ROW_SEARCH 8
+
+/* A zero row (code 255) and a row whose best offset is 0 keep their code. */
+static void adopt_row_codes(hci_vq_work *wk, hci_vq_scales *sc, const int *pick, double *ratio)
+{
+    float base = hci_f16_to_f32(sc->rbase_h);
+    for (size_t r = 0; r < (size_t)wk->rows; r++) {
+        if (sc->rq[r] == 255 || !pick[r]) {
+            ratio[r] = 1.0;
+            continue;
+        }
+        float old = sc->rs[r];
+        sc->rq[r] = (uint8_t)((int)sc->rq[r] + pick[r]);
+        sc->rs[r] = hci_vq_row_scale(base, sc->rq[r]);
+        wk->rs2[r] = sc->rs[r] * sc->rs[r];
+        ratio[r] = ((double)sc->rs[r] * sc->rs[r]) / ((double)old * old);
+    }
+}
 
 int hci_vq_refit_rows(hci_vq_work *wk, hci_vq_scales *sc, const float *cb, uint32_t *idx, uint32_t k,
                       uint32_t threads)
 {
-    size_t n = (size_t)wk->segs * (size_t)wk->rows, rows = (size_t)wk->rows;
-    uint32_t v = wk->v;
-    const scale_units su = { rows, ROW_SEARCH, row_of, row_scale_at, sc };
-    float base = hci_f16_to_f32(sc->rbase_h);
-    float *y = hci_malloc_array(n, (size_t)v * sizeof(float));
-    double *ratio = hci_malloc_array(rows, sizeof(double));
-    int *pick = hci_calloc(rows, sizeof(int));
-    int rc = (!y || !ratio || !pick) ? HC_ENOMEM : HC_OK;
-    /* y: the vectors before their row scale */
-    for (size_t i = 0; rc == HC_OK && i < n; i++)
-        for (uint32_t u = 0; u < v; u++)
-            y[i * v + u] = wk->vec[i * v + u] * sc->rs[i % rows];
-    if (rc == HC_OK)
-        rc = search_codes(pick, &su, wk, y, cb, k, threads);
-    if (rc == HC_OK) {
-        for (size_t r = 0; r < rows; r++) {
-            if (sc->rq[r] == 255 || !pick[r]) {
-                ratio[r] = 1.0;
-                continue;
-            }
-            float old = sc->rs[r];
-            sc->rq[r] = (uint8_t)((int)sc->rq[r] + pick[r]);
-            sc->rs[r] = hci_vq_row_scale(base, sc->rq[r]);
-            wk->rs2[r] = sc->rs[r] * sc->rs[r];
-            ratio[r] = ((double)sc->rs[r] * sc->rs[r]) / ((double)old * old);
-        }
-        rc = apply_scales(wk, &su, y, sc->rs, ratio, cb, idx, k, threads);
-    }
-    hci_free(y);
-    hci_free(ratio);
-    hci_free(pick);
-    return rc;
+    const scale_units su = { (size_t)wk->rows, ROW_SEARCH, row_of, row_scale_at, sc };
+    return refit_units(wk, sc, &su, sc->rs, adopt_row_codes, cb, idx, k, threads);
 }
 
 int hci_vq_quantise_part(float *cb[2], uint32_t *idx[2], const hci_vq_work *wk, const hci_vq_part_cfg *pc, const float *h,
