@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench_clock.h"
+#include "bench_util.h"
 
 #include "hypercomp/hypercomp.h"
 #include "pipeline/pipeline_internal.h"

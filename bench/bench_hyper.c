@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench_clock.h"
+#include "bench_util.h"
 
 #include "hypercomp/hypercomp.h"
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench_clock.h"
+#include "bench_util.h"
 
 #include "hypercomp/hypercomp.h"
 #include "common/parallel.h"
@@ -107,19 +107,8 @@ int main(int argc, char **argv)
     double *t = malloc(sizeof(double) * (size_t)reps);
     if (!w || !x || !y || !t)
         die("malloc");
-    uint64_t s = 7;
-    for (int64_t i = 0; i < rows * cols + cols; i++) {
-        /* Box-Muller from a 64-bit LCG: the same data on every run */
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        double u1 = ((double)(s >> 11) + 0.5) / 9007199254740992.0;
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        double u2 = (double)(s >> 11) / 9007199254740992.0;
-        float g = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-        if (i < rows * cols)
-            w[i] = g;
-        else
-            x[i - rows * cols] = g;
-    }
+    bench_fill_gauss(w, (size_t)(rows * cols), 7, 1.0);
+    bench_fill_gauss(x, (size_t)cols, 8, 1.0);
     hc_tensor_view v = HC_TENSOR_VIEW_INIT;
     v.name = "gaussian";
     v.ndim = 2;

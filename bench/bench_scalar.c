@@ -18,7 +18,7 @@
 
 #include <cblas.h>
 
-#include "bench_clock.h"
+#include "bench_util.h"
 #include "hypercomp/hypercomp.h"
 
 #if defined(HC_BLAS_BLIS)
@@ -28,29 +28,11 @@ static void blas_one_thread(void) { bli_thread_set_num_threads(1); }
 static void blas_one_thread(void) { openblas_set_num_threads(1); }
 #endif
 
-/* splitmix64 + Box-Muller: the same matrix on every run */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fill_gauss(float *v, size_t n, uint64_t seed, double sigma)
-{
-    for (size_t i = 0; i < n; i++) {
-        double u1 = (double)((rng_next(&seed) >> 11) + 1) * 0x1.0p-53;
-        double u2 = (double)(rng_next(&seed) >> 11) * 0x1.0p-53;
-        v[i] = (float)(sigma * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-    }
-}
-
 /* Laplace with standard deviation sigma (scale sigma / sqrt 2), by inversion. */
 static void fill_laplace(float *v, size_t n, uint64_t seed, double sigma)
 {
     for (size_t i = 0; i < n; i++) {
-        double u = (double)((rng_next(&seed) >> 11) + 1) * 0x1.0p-53 - 0.5;
+        double u = (double)((bench_rng_next(&seed) >> 11) + 1) * 0x1.0p-53 - 0.5;
         double a = 1.0 - 2.0 * fabs(u);
         v[i] = (float)((u < 0 ? 1 : -1) * sigma / sqrt(2.0) * log(a > 1e-300 ? a : 1e-300));
     }
@@ -116,8 +98,8 @@ int main(int argc, char **argv)
     if (laplace)
         fill_laplace(w, n, 1, 0.02);
     else
-        fill_gauss(w, n, 1, 0.02);
-    fill_gauss(x, (size_t)cols, 2, 1.0);
+        bench_fill_gauss(w, n, 1, 0.02);
+    bench_fill_gauss(x, (size_t)cols, 2, 1.0);
     hc_tensor_view v = HC_TENSOR_VIEW_INIT;
     v.name = "bench";
     v.ndim = 2;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench_clock.h"
+#include "bench_util.h"
 
 #include "common/alloc.h"
 #include "common/bytes.h"

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench_clock.h"
+#include "bench_util.h"
 
 #include "hypercomp/hypercomp.h"
 #include "codec.h"
