@@ -198,6 +198,8 @@ static int run_on_new_threads(range *ranges, uint32_t parts)
         return HC_ENOMEM;
     /* a range whose thread cannot start runs here instead */
     for (uint32_t i = 1; i < parts; i++) {
+        if (ranges[i].begin >= ranges[i].end)
+            continue; /* (n = 5 on 4 threads: ranges of 2, 2, 1 and 0) */
         t[i].running = start_thread(&t[i].thread, spawned_main, &ranges[i]) == 0;
         if (!t[i].running)
             run_range(&ranges[i]);

@@ -176,7 +176,8 @@ static int decode_partial_row(const hci_vq_state *st, int64_t r, int64_t a, int6
 int hci_vq_decode_with(const hci_vq_state *st, int64_t first, int64_t count, float *out, hci_isa isa)
 {
     const int64_t cols = st->cols, end = first + count;
-    const row_writer w = row_writer_for(isa < hci_cpu_isa() ? isa : hci_cpu_isa());
+    const hci_isa cpu = hci_cpu_isa();
+    const row_writer w = row_writer_for(isa < cpu ? isa : cpu);
     if (count <= 0)
         return HC_OK;
     /* rows [ra, rb) lie wholly inside the range */
