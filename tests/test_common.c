@@ -192,8 +192,8 @@ START_TEST(parallel_for_covers_every_item_and_carries_errors)
 }
 END_TEST
 
-/* Adds the squares of [b, e) into a per-range total through a nested parallel loop, so loops
- * run inside pool workers as well as on the calling thread. */
+/* Writes i * i at out[b + i] for i in [0, e - b) through a nested parallel loop, so loops run
+ * inside pool workers as well as on the calling thread. */
 static int nested_range(void *ctx, int64_t b, int64_t e)
 {
     int64_t *out = ctx;
