@@ -1,6 +1,6 @@
 /* Weighted k-means with k-means++ seeding (Arthur & Vassilvitskii, "k-means++: the advantages
- * of careful seeding", SODA 2007) and Lloyd iterations. Distances to all centroids come from one
- * sgemm per block of points: |x - c|^2 = |x|^2 - 2 x.c + |c|^2. */
+ * of careful seeding", SODA 2007) and Lloyd iterations. Distances come from one sgemm per block
+ * of points and block of centroids: |x - c|^2 = |x|^2 - 2 x.c + |c|^2. */
 #include "kmeans.h"
 
 #include <cblas.h>
@@ -30,73 +30,86 @@ int hc_kmeans_options_init(hc_kmeans_options *opts, uint32_t struct_size)
 
 /* ---- assignment ---- */
 
-typedef uint32_t (*argmin_fn)(const float *g, const float *cnorm, uint32_t k);
+/* A point's running minimum of cnorm[c] + g[c] over the centroid blocks seen so far, in 16
+ * lanes: lane l holds the first minimum among centroids c = l mod 16 (blocks start at multiples
+ * of 16). The lowest index among the lanes that hold the overall minimum is then the first
+ * minimum over all centroids, what one scan of them in order would pick. */
+typedef struct argmin_lanes {
+    float v[16];
+    uint32_t i[16];
+} argmin_lanes;
 
-/* argmin over c of cnorm[c] + g[c]; the lowest index wins ties. */
-static uint32_t argmin_portable(const float *g, const float *cnorm, uint32_t k)
+/* Folds centroids [c0, c0 + nc) into s; g and cnorm point at the block's first centroid. */
+typedef void (*argmin_scan_fn)(argmin_lanes *s, const float *g, const float *cnorm, uint32_t c0, uint32_t nc);
+
+static void argmin_start(argmin_lanes *s)
 {
-    float best = cnorm[0] + g[0];
-    uint32_t bi = 0;
-    for (uint32_t c = 1; c < k; c++) {
+    for (uint32_t l = 0; l < 16; l++) {
+        s->v[l] = INFINITY;
+        s->i[l] = l;
+    }
+}
+
+static uint32_t argmin_result(const argmin_lanes *s)
+{
+    float m = s->v[0];
+    uint32_t mi = s->i[0];
+    for (int l = 1; l < 16; l++)
+        if (s->v[l] < m || (s->v[l] == m && s->i[l] < mi)) {
+            m = s->v[l];
+            mi = s->i[l];
+        }
+    return mi;
+}
+
+static void argmin_scan_portable(argmin_lanes *s, const float *g, const float *cnorm, uint32_t c0, uint32_t nc)
+{
+    for (uint32_t c = 0; c < nc; c++) {
         float d = cnorm[c] + g[c];
-        if (d < best) {
-            best = d;
-            bi = c;
+        uint32_t l = (c0 + c) % 16;
+        if (d < s->v[l]) {
+            s->v[l] = d;
+            s->i[l] = c0 + c;
         }
     }
-    return bi;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-/* Sixteen running minima with their first indices, then the lowest index among the lanes that
- * hold the overall minimum: the same answer as the portable scan. */
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static uint32_t
-argmin_avx512(const float *g, const float *cnorm, uint32_t k)
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void
+argmin_scan_avx512(argmin_lanes *s, const float *g, const float *cnorm, uint32_t c0, uint32_t nc)
 {
-    if (k < 16)
-        return argmin_portable(g, cnorm, k);
-    __m512 best = _mm512_add_ps(_mm512_loadu_ps(cnorm), _mm512_loadu_ps(g));
-    __m512i bi = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512i cur = bi;
+    __m512 best = _mm512_loadu_ps(s->v);
+    __m512i bi = _mm512_loadu_si512((const void *)s->i);
+    __m512i cur = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                   _mm512_set1_epi32((int)c0));
     const __m512i step = _mm512_set1_epi32(16);
-    uint32_t c = 16;
-    for (; c + 16 <= k; c += 16) {
-        cur = _mm512_add_epi32(cur, step);
+    uint32_t c = 0;
+    for (; c + 16 <= nc; c += 16, cur = _mm512_add_epi32(cur, step)) {
         __m512 d = _mm512_add_ps(_mm512_loadu_ps(cnorm + c), _mm512_loadu_ps(g + c));
         __mmask16 lt = _mm512_cmp_ps_mask(d, best, _CMP_LT_OQ);
         best = _mm512_mask_mov_ps(best, lt, d);
         bi = _mm512_mask_mov_epi32(bi, lt, cur);
     }
-    float bv[16];
-    uint32_t bix[16];
-    _mm512_storeu_ps(bv, best);
-    _mm512_storeu_si512((void *)bix, bi);
-    float m = bv[0];
-    uint32_t mi = bix[0];
-    for (int l = 1; l < 16; l++)
-        if (bv[l] < m || (bv[l] == m && bix[l] < mi)) {
-            m = bv[l];
-            mi = bix[l];
-        }
-    for (; c < k; c++) {
-        float d = cnorm[c] + g[c];
-        if (d < m) {
-            m = d;
-            mi = c;
-        }
+    if (c < nc) {
+        __mmask16 tail = (__mmask16)((1u << (nc - c)) - 1u);
+        __m512 d = _mm512_add_ps(_mm512_maskz_loadu_ps(tail, cnorm + c), _mm512_maskz_loadu_ps(tail, g + c));
+        __mmask16 lt = _mm512_mask_cmp_ps_mask(tail, d, best, _CMP_LT_OQ);
+        best = _mm512_mask_mov_ps(best, lt, d);
+        bi = _mm512_mask_mov_epi32(bi, lt, cur);
     }
-    return mi;
+    _mm512_storeu_ps(s->v, best);
+    _mm512_storeu_si512((void *)s->i, bi);
 }
 #endif
 
-static argmin_fn pick_argmin(void)
+static argmin_scan_fn pick_argmin(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (hci_cpu_isa() == HCI_ISA_AVX512)
-        return argmin_avx512;
+        return argmin_scan_avx512;
 #endif
-    return argmin_portable;
+    return argmin_scan_portable;
 }
 
 typedef struct assign_job {
@@ -105,40 +118,67 @@ typedef struct assign_job {
     uint32_t dim, k;
     uint32_t *idx;
     float *dist;
-    argmin_fn argmin;
+    argmin_scan_fn scan;
 } assign_job;
 
-/* Points per sgemm block: the distances stay in L2, and m x n x k stays at or below 2^18,
- * under which OpenBLAS runs a product on the calling thread. Above it, every small product of
- * every worker would wake the BLAS's own threads: with the library's workers already on every
- * core, that oversubscription cost the VPTQ encoder more than half its time. */
+/* Each sgemm block multiplies a block of points by a block of centroids. m x n x k stays at or
+ * below 2^18, under which OpenBLAS runs a product on the calling thread. Above it, every small
+ * product of every worker would wake the BLAS's own threads: with the library's workers already
+ * on every core, that oversubscription cost the VPTQ encoder more than half its time. Under that
+ * cap, square-ish blocks pack the least per multiply-add: the BLAS copies both operands of every
+ * call, (points + centroids) x dim floats for points x centroids x dim multiply-adds. Blocks of
+ * all 4096 centroids by 10 points spent about a fifth of the VPTQ encoder's time in that copy. */
 #define KM_BLAS_SINGLE (1u << 18)
+/* Centroids per block: a multiple of 16 (the AVX-512 argmin's width). */
+#define KM_CENTROID_BLOCK 256u
 
-static int64_t block_points(uint32_t k, uint32_t dim)
+typedef struct assign_blocks {
+    int64_t points;
+    uint32_t centroids;
+} assign_blocks;
+
+static assign_blocks block_shape(uint32_t k, uint32_t dim)
 {
-    int64_t b = KM_SCRATCH / k;
-    if (b > 1024)
-        b = 1024;
-    int64_t single = (int64_t)KM_BLAS_SINGLE / ((int64_t)k * dim);
-    if (b > single)
-        b = single;
-    return b < 1 ? 1 : b;
+    assign_blocks b;
+    b.centroids = k < KM_CENTROID_BLOCK ? k : KM_CENTROID_BLOCK;
+    b.points = KM_SCRATCH / b.centroids;
+    if (b.points > 1024)
+        b.points = 1024;
+    int64_t single = (int64_t)KM_BLAS_SINGLE / ((int64_t)b.centroids * dim);
+    if (b.points > single)
+        b.points = single;
+    if (b.points < 1)
+        b.points = 1;
+    return b;
 }
 
 static int assign_range(void *ctx, int64_t begin, int64_t end)
 {
     assign_job *j = ctx;
-    int64_t bp = block_points(j->k, j->dim);
-    float *g = hci_aligned_array((size_t)bp * j->k, sizeof(float));
-    if (!g)
+    assign_blocks b = block_shape(j->k, j->dim);
+    float *g = hci_aligned_array((size_t)b.points * b.centroids, sizeof(float));
+    argmin_lanes *lanes = hci_aligned_array((size_t)b.points, sizeof(argmin_lanes));
+    if (!g || !lanes) {
+        hci_free(g);
+        hci_free(lanes);
         return HC_ENOMEM;
-    for (int64_t p0 = begin; p0 < end; p0 += bp) {
-        int64_t np = end - p0 < bp ? end - p0 : bp;
-        /* g = -2 X C^T; the argmin adds |c|^2 (the point's own |x|^2 does not change it) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)np, (int)j->k, (int)j->dim, -2.0f,
-                    j->points + (size_t)p0 * j->dim, (int)j->dim, j->centroids, (int)j->dim, 0.0f, g, (int)j->k);
+    }
+    for (int64_t p0 = begin; p0 < end; p0 += b.points) {
+        int64_t np = end - p0 < b.points ? end - p0 : b.points;
+        for (int64_t i = 0; i < np; i++)
+            argmin_start(&lanes[i]);
+        for (uint32_t c0 = 0; c0 < j->k; c0 += b.centroids) {
+            uint32_t nc = j->k - c0 < b.centroids ? j->k - c0 : b.centroids;
+            /* g = -2 X C^T; the argmin adds |c|^2 (the point's own |x|^2 does not change it).
+             * Each entry is the same sum over dim whatever the blocking. */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)np, (int)nc, (int)j->dim, -2.0f,
+                        j->points + (size_t)p0 * j->dim, (int)j->dim, j->centroids + (size_t)c0 * j->dim,
+                        (int)j->dim, 0.0f, g, (int)nc);
+            for (int64_t i = 0; i < np; i++)
+                j->scan(&lanes[i], g + (size_t)i * nc, j->cnorm + c0, c0, nc);
+        }
         for (int64_t i = 0; i < np; i++) {
-            uint32_t bi = j->argmin(g + (size_t)i * j->k, j->cnorm, j->k);
+            uint32_t bi = argmin_result(&lanes[i]);
             j->idx[p0 + i] = bi;
             if (j->dist) {
                 const float *x = j->points + (size_t)(p0 + i) * j->dim;
@@ -152,6 +192,7 @@ static int assign_range(void *ctx, int64_t begin, int64_t end)
         }
     }
     hci_free(g);
+    hci_free(lanes);
     return HC_OK;
 }
 

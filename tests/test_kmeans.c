@@ -2,6 +2,7 @@
  * empty-cluster re-seeding, subsampling, convergence on separated clusters, errors and OOM. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/alloc.h"
 #include "harness.h"
@@ -62,6 +63,42 @@ START_TEST(assignment_matches_brute_force)
     free(p);
     free(c);
     free(idx);
+}
+END_TEST
+
+/* Distances come in blocks of 256 centroids, with a running minimum per point kept in 16 lanes
+ * (centroid c in lane c mod 16). The second half of each codebook copies the first, so every
+ * point has an exact tie: in the same lane (k = 32, 512), in another lane (the other k), and in
+ * another block (k >= 512). The lower index must win, and every ISA must pick the same. */
+START_TEST(ties_go_to_the_lowest_index_across_lanes_and_blocks)
+{
+    const size_t n = 700;
+    const uint32_t dim = 5;
+    const uint32_t ks[] = { 7, 16, 32, 40, 300, 512, 600, 1000 };
+    float *p = test_gauss(11, n * dim, 1.0);
+    uint32_t *idx = malloc(sizeof(uint32_t) * n), *ref = malloc(sizeof(uint32_t) * n);
+    for (size_t q = 0; q < sizeof ks / sizeof ks[0]; q++) {
+        uint32_t k = ks[q], half = (k + 1) / 2;
+        float *c = test_gauss(12 + q, (size_t)k * dim, 1.0);
+        for (uint32_t j = half; j < k; j++)
+            memcpy(c + (size_t)j * dim, c + (size_t)(j - half) * dim, sizeof(float) * dim);
+        setenv("HYPERCOMP_ISA", "portable", 1);
+        ck_assert_ok(hc_kmeans_assign(ref, p, n, dim, c, k, 1));
+        unsetenv("HYPERCOMP_ISA");
+        for (uint32_t threads = 1; threads <= 2; threads++) {
+            ck_assert_ok(hc_kmeans_assign(idx, p, n, dim, c, k, threads));
+            for (size_t i = 0; i < n; i++) {
+                ck_assert_msg(idx[i] < half, "k = %u, point %zu: centroid %u, a copy of %u", k, i, idx[i],
+                              idx[i] - half);
+                ck_assert_msg(idx[i] == ref[i], "k = %u, point %zu: %u here, %u in portable C", k, i, idx[i],
+                              ref[i]);
+            }
+        }
+        free(c);
+    }
+    free(p);
+    free(idx);
+    free(ref);
 }
 END_TEST
 
@@ -284,6 +321,7 @@ static Suite *kmeans_suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, assignment_matches_brute_force);
+    tcase_add_test(tc, ties_go_to_the_lowest_index_across_lanes_and_blocks);
     tcase_add_test(tc, finds_separated_clusters);
     tcase_add_test(tc, same_seed_and_threads_give_the_same_codebook);
     tcase_add_test(tc, weights_pull_centroids);
