@@ -217,7 +217,7 @@ static uint8_t *ref_ternary(const float *w, int64_t n, size_t *len)
 static void assert_same_bytes(const uint8_t *a, const uint8_t *b, size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(a[i] == b[i], "%s: byte %zu is %02x, reference %02x", what, i, a[i], b[i]);
+        ck_assert_each_msg(a[i] == b[i], "%s: byte %zu is %02x, reference %02x", what, i, a[i], b[i]);
 }
 
 /* ---- NF4 ---- */
@@ -363,7 +363,7 @@ START_TEST(nf4_matches_the_reference_encoder)
         for (int64_t i = 0; i < n; i++) {
             double s = fabs(scales[i / cases[k].block]), a = fabs(w[i]);
             double bound = 0.15191 * s + (a > s ? a - s : 0) + 1e-7 * s;
-            ck_assert_msg(fabs(d[i] - w[i]) <= bound, "%s value %lld: %g decoded %g bound %g", cases[k].spec,
+            ck_assert_each_msg(fabs(d[i] - w[i]) <= bound, "%s value %lld: %g decoded %g bound %g", cases[k].spec,
                           (long long)i, (double)w[i], (double)d[i], bound);
         }
         free(d);
@@ -471,7 +471,9 @@ START_TEST(int8_payload_layout_and_clip_semantics)
             amax = fmaxf(amax, fabsf(g[r * 77 + c]));
         ck_assert_float_eq(s, amax / 127.0f);
         for (int c = 0; c < 77; c++)
-            ck_assert(fabs(d[r * 77 + c] - g[r * 77 + c]) <= 0.5 * s * (1 + 1e-6));
+            ck_assert_each_msg(fabs(d[r * 77 + c] - g[r * 77 + c]) <= 0.5 * s * (1 + 1e-6),
+                               "row %lld col %d: %g decoded %g, scale %g", (long long)r, c, (double)g[r * 77 + c],
+                               (double)d[r * 77 + c], (double)s);
     }
     ck_assert_float_eq_tol(d[1234], 40.0f, 1e-5f);
     free(d);
@@ -725,7 +727,7 @@ START_TEST(simd_kernels_agree_with_portable)
                     acc += (double)ref.dec[r * cols + k] * x[k];
                     mag[r] += fabs((double)ref.dec[r * cols + k] * x[k]);
                 }
-                ck_assert_msg(fabs(ref.y[r] - acc) <= 1e-5 * mag[r] + 1e-30, "%s row %lld: %g vs %g", every_spec[si],
+                ck_assert_each_msg(fabs(ref.y[r] - acc) <= 1e-5 * mag[r] + 1e-30, "%s row %lld: %g vs %g", every_spec[si],
                               (long long)r, (double)ref.y[r], acc);
             }
             /* rows split over threads give the same bits: each row is one kernel call */
@@ -745,7 +747,7 @@ START_TEST(simd_kernels_agree_with_portable)
                 ck_assert_msg(memcmp(got.part, ref.part, ref.part_len * sizeof(float)) == 0,
                               "%s %s range decode differs", every_spec[si], isas[k].env);
                 for (int64_t r = 0; r < rows; r++)
-                    ck_assert_msg(fabs(got.y[r] - ref.y[r]) <= 1e-5 * mag[r] + 1e-30, "%s %s shape %zu row %lld: %g vs %g",
+                    ck_assert_each_msg(fabs(got.y[r] - ref.y[r]) <= 1e-5 * mag[r] + 1e-30, "%s %s shape %zu row %lld: %g vs %g",
                                   every_spec[si], isas[k].env, sh, (long long)r, (double)got.y[r], (double)ref.y[r]);
                 free(got.dec);
                 free(got.y);
@@ -796,9 +798,9 @@ START_TEST(float_decoding_is_exact_for_every_half)
             for (uint32_t h = 0; h < 65536; h++) {
                 float want = k ? hci_bf16_to_f32((uint16_t)h) : hci_f16_to_f32((uint16_t)h);
                 if (isnan(want))
-                    ck_assert_msg(isnan(d[h]), "%s %s: %04x", specs[k], isas[i], h);
+                    ck_assert_each_msg(isnan(d[h]), "%s %s: %04x", specs[k], isas[i], h);
                 else
-                    ck_assert_msg(memcmp(&want, &d[h], 4) == 0, "%s %s: %04x decodes to %a, expected %a", specs[k],
+                    ck_assert_each_msg(memcmp(&want, &d[h], 4) == 0, "%s %s: %04x decodes to %a, expected %a", specs[k],
                                   isas[i], h, (double)d[h], (double)want);
             }
             free(d);
