@@ -1178,30 +1178,34 @@ START_TEST(slow_gaussian_2bit_on_a_large_matrix)
 }
 END_TEST
 
-static Suite *vptq_suite(int slow)
+/* Three processes, so that meson runs them side by side: "slow" (the large matrix, suite slow),
+ * "layout" (streams, versions, built-in tables, kernels, hostile payloads) and, with no argument,
+ * the encoder (presets, budgets, planner, weighting, determinism, errors). */
+static Suite *vptq_suite(const char *part)
 {
     Suite *s = suite_create("vptq");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    if (slow) {
+    if (!strcmp(part, "slow")) {
         tcase_add_test(tc, slow_gaussian_2bit_on_a_large_matrix);
-    } else {
+    } else if (!strcmp(part, "layout")) {
         tcase_add_test(tc, tiny_tensor_has_the_documented_layout);
         tcase_add_test(tc, row_grouped_streams_round_trip);
         tcase_add_test(tc, version_2_streams_are_rewritten_at_attach);
-        tcase_add_test(tc, presets_round_trip_within_bounds);
-        tcase_add_test(tc, budget_holds_on_odd_shapes);
         tcase_add_test(tc, fused_matvec_matches_decode_and_portable);
         tcase_add_test(tc, matvec_kernels_match_decode_on_every_layout);
         tcase_add_test(tc, matvec_chooser_follows_the_cost_estimate);
+        tcase_add_test(tc, hostile_payloads_are_rejected);
+        tcase_add_test(tc, builtin_codebooks_round_trip_and_cost_nothing);
+        tcase_add_test(tc, version_1_files_still_read_and_builtin_flags_are_checked);
+    } else {
+        tcase_add_test(tc, presets_round_trip_within_bounds);
+        tcase_add_test(tc, budget_holds_on_odd_shapes);
         tcase_add_test(tc, hessian_path_lowers_the_weighted_error);
         tcase_add_test(tc, importance_protects_important_columns);
         tcase_add_test(tc, compression_is_deterministic);
-        tcase_add_test(tc, hostile_payloads_are_rejected);
         tcase_add_test(tc, bad_specs_and_options_are_rejected);
         tcase_add_test(tc, out_of_memory_is_reported);
-        tcase_add_test(tc, builtin_codebooks_round_trip_and_cost_nothing);
-        tcase_add_test(tc, version_1_files_still_read_and_builtin_flags_are_checked);
         tcase_add_test(tc, lloyd_on_all_vectors_after_a_subsample);
         tcase_add_test(tc, group_scales_fitted_to_a_fixed_codebook_lower_the_error);
         tcase_add_test(tc, row_scales_fitted_to_a_fixed_codebook_lower_the_error);
@@ -1212,5 +1216,5 @@ static Suite *vptq_suite(int slow)
 
 int main(int argc, char **argv)
 {
-    return test_run(vptq_suite(argc > 1 && strcmp(argv[1], "slow") == 0));
+    return test_run(vptq_suite(argc > 1 ? argv[1] : ""));
 }

@@ -77,8 +77,8 @@ if step test-build configure_build build-run/test -Ddocs=disabled; then
     step install bash tests/install-consumers.sh build-run/test
     step python python_tests build-run/test
     step rust bash tests/rust-bindings.sh build-run/test
-    step valgrind meson test -C build-run/test --setup valgrind --no-suite vptq --no-suite seedlm_matvec \
-        --no-suite scalar --no-suite hyper --no-suite kmeans --print-errorlogs
+    step valgrind meson test -C build-run/test --setup valgrind --no-suite vptq --no-suite hyper --no-suite kmeans \
+        --print-errorlogs
 fi
 if step asan-build configure_build build-run/asan -Db_sanitize=address,undefined -Db_lundef=false -Ddocs=disabled; then
     step asan meson test -C build-run/asan --setup sanitize --print-errorlogs
