@@ -9,11 +9,12 @@
 #   rust     the Rust bindings: `cargo test` offline against the installed library, and the Rust
 #            example's bytes equal to the C and Python ones (tests/rust-bindings.sh)
 #   valgrind `meson test --setup valgrind` on the default build, without the suites that take
-#            over 50 s each under valgrind (vptq, seedlm_matvec, scalar, hyper, kmeans; asan
-#            covers them), so that the whole run stays near 13 minutes
+#            over 40 s each under valgrind (vptq, hyper, kmeans; asan covers them), so that the
+#            whole run stays near 10 minutes
 #   asan     an ASan+UBSan build and `meson test --setup sanitize`
 #   docs     the Doxygen API reference (any warning, e.g. an undocumented symbol, fails it)
 #   blis     the -Dblas=blis configuration, built and tested
+#   fuzz     the libFuzzer targets built with clang, 20 s each (tests/fuzz/run.sh)
 # Every step runs even when an earlier one failed; the last line sums up, and the exit status is
 # non-zero when any step failed. Logs: build-run/STEP.log.
 #
