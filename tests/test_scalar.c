@@ -364,7 +364,7 @@ START_TEST(nf4_matches_the_reference_encoder)
             double s = fabs(scales[i / cases[k].block]), a = fabs(w[i]);
             double bound = 0.15191 * s + (a > s ? a - s : 0) + 1e-7 * s;
             ck_assert_each_msg(fabs(d[i] - w[i]) <= bound, "%s value %lld: %g decoded %g bound %g", cases[k].spec,
-                          (long long)i, (double)w[i], (double)d[i], bound);
+                               (long long)i, (double)w[i], (double)d[i], bound);
         }
         free(d);
         free(scales);
@@ -727,8 +727,8 @@ START_TEST(simd_kernels_agree_with_portable)
                     acc += (double)ref.dec[r * cols + k] * x[k];
                     mag[r] += fabs((double)ref.dec[r * cols + k] * x[k]);
                 }
-                ck_assert_each_msg(fabs(ref.y[r] - acc) <= 1e-5 * mag[r] + 1e-30, "%s row %lld: %g vs %g", every_spec[si],
-                              (long long)r, (double)ref.y[r], acc);
+                ck_assert_each_msg(fabs(ref.y[r] - acc) <= 1e-5 * mag[r] + 1e-30, "%s row %lld: %g vs %g",
+                                   every_spec[si], (long long)r, (double)ref.y[r], acc);
             }
             /* rows split over threads give the same bits: each row is one kernel call */
             float *y3 = malloc((size_t)rows * sizeof *y3);
@@ -747,8 +747,9 @@ START_TEST(simd_kernels_agree_with_portable)
                 ck_assert_msg(memcmp(got.part, ref.part, ref.part_len * sizeof(float)) == 0,
                               "%s %s range decode differs", every_spec[si], isas[k].env);
                 for (int64_t r = 0; r < rows; r++)
-                    ck_assert_each_msg(fabs(got.y[r] - ref.y[r]) <= 1e-5 * mag[r] + 1e-30, "%s %s shape %zu row %lld: %g vs %g",
-                                  every_spec[si], isas[k].env, sh, (long long)r, (double)got.y[r], (double)ref.y[r]);
+                    ck_assert_each_msg(fabs(got.y[r] - ref.y[r]) <= 1e-5 * mag[r] + 1e-30,
+                                       "%s %s shape %zu row %lld: %g vs %g", every_spec[si], isas[k].env, sh,
+                                       (long long)r, (double)got.y[r], (double)ref.y[r]);
                 free(got.dec);
                 free(got.y);
                 free(got.part);
@@ -801,7 +802,7 @@ START_TEST(float_decoding_is_exact_for_every_half)
                     ck_assert_each_msg(isnan(d[h]), "%s %s: %04x", specs[k], isas[i], h);
                 else
                     ck_assert_each_msg(memcmp(&want, &d[h], 4) == 0, "%s %s: %04x decodes to %a, expected %a", specs[k],
-                                  isas[i], h, (double)d[h], (double)want);
+                                       isas[i], h, (double)d[h], (double)want);
             }
             free(d);
         }

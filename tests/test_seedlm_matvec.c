@@ -87,8 +87,8 @@ static hc_ctensor *random_tensor(const shape_case *s, uint64_t seed, uint32_t gr
 static void check_row(const shape_case *s, const char *how, int64_t r, float got, const double *ref, const double *mag)
 {
     ck_assert_each_msg(fabs(got - ref[r]) <= 2e-6 * mag[r] + 1e-30,
-                  "C=%u P=%u K=%u M=%u %lld x %lld (%s), %s, row %lld: %.9g vs %.9g (scale %g)", s->C, s->P, s->K,
-                  s->M, (long long)s->rows, (long long)s->cols, s->what, how, (long long)r, got, ref[r], mag[r]);
+                       "C=%u P=%u K=%u M=%u %lld x %lld (%s), %s, row %lld: %.9g vs %.9g (scale %g)", s->C, s->P, s->K,
+                       s->M, (long long)s->rows, (long long)s->cols, s->what, how, (long long)r, got, ref[r], mag[r]);
 }
 
 /* ref = W x in double from the decoded matrix, and mag = |W| |x| (the rounding scale), per row. */
@@ -131,7 +131,7 @@ static void check_case(const shape_case *s, uint32_t grouped)
                 check_row(s, how, r, y[r], ref, mag);
                 snprintf(how, sizeof how, "%s against portable", isas[i]);
                 ck_assert_each_msg(fabs(y[r] - yp[r]) <= 4e-6 * mag[r] + 1e-30, "%s: row %lld %g vs portable %g", how,
-                              (long long)r, y[r], yp[r]);
+                                   (long long)r, y[r], yp[r]);
             }
         }
         /* row ranges as the threads get them, starting and ending inside the tensor (and inside
@@ -237,11 +237,11 @@ static void check_decode_case(const shape_case *s, uint32_t grouped)
                 hci_seedlm_decode_range(st, ct->payload, ct->payload_len, first, count, got);
             for (int64_t v = 0; v < count; v++)
                 ck_assert_each_msg(!memcmp(&got[v], &ref[first + v], sizeof(float)),
-                              "C=%u P=%u K=%u M=%u %lld x %lld (%s), layout %u, %s, values [%lld, +%lld): value %lld "
-                              "is %.9g, the reference block decode %.9g",
-                              s->C, s->P, s->K, s->M, (long long)s->rows, (long long)s->cols, s->what, grouped + 1,
-                              isas[i], (long long)first, (long long)count, (long long)(first + v), got[v],
-                              ref[first + v]);
+                                   "C=%u P=%u K=%u M=%u %lld x %lld (%s), layout %u, %s, values [%lld, +%lld): "
+                                   "value %lld is %.9g, the reference block decode %.9g",
+                                   s->C, s->P, s->K, s->M, (long long)s->rows, (long long)s->cols, s->what, grouped + 1,
+                                   isas[i], (long long)first, (long long)count, (long long)(first + v), got[v],
+                                   ref[first + v]);
             if (first + count < n)
                 ck_assert_msg(isnan(got[count]), "%s: decode of [%lld, +%lld) wrote past its range", isas[i],
                               (long long)first, (long long)count);
@@ -325,7 +325,8 @@ START_TEST(decode_matches_regenerated_states)
                 float v = 0.0f;
                 for (uint32_t p = 0; p < P; p++)
                     v += u[i * P + p] * ((float)blk.q[p] * sc);
-                ck_assert_each_msg(out[i] == v, "%s: block %lld value %u: %g vs %g", s->what, (long long)b, i, out[i], v);
+                ck_assert_each_msg(out[i] == v, "%s: block %lld value %u: %g vs %g", s->what, (long long)b, i, out[i],
+                                   v);
             }
         }
         free(u);
@@ -358,7 +359,7 @@ START_TEST(table_values_equal_the_generator_for_every_state)
             ck_assert_ok(hc_ctensor_decode(ct, HC_DTYPE_F32, dec, sizeof(float) * n));
             for (uint32_t s = 1; s <= n; s++)
                 ck_assert_each_msg(dec[s - 1] == hc_lfsr_value(K, s), "K=%u state %u (%s): %.9g vs %.9g", K, s, isas[i],
-                              dec[s - 1], hc_lfsr_value(K, s));
+                                   dec[s - 1], hc_lfsr_value(K, s));
         }
         unsetenv("HYPERCOMP_ISA");
         free(dec);

@@ -431,10 +431,11 @@ static void check_decode_ranges(const hc_ctensor *ct, const char *what, const fl
         ck_assert_ok(hci_vq_decode_with(ct->state, first, count, got, isa));
         for (int64_t i = 0; i < count; i++)
             ck_assert_each_msg(!memcmp(&got[i], &d[first + i], sizeof(float)),
-                          "%s isa %d: decode of [%lld, +%lld): value %lld is %g, the whole decode's %g", what,
-                          (int)isa, (long long)first, (long long)count, (long long)(first + i), got[i], d[first + i]);
-        ck_assert_each_msg(isnan(got[count]), "%s isa %d: decode of [%lld, +%lld) wrote past its range", what, (int)isa,
-                      (long long)first, (long long)count);
+                               "%s isa %d: decode of [%lld, +%lld): value %lld is %g, the whole decode's %g", what,
+                               (int)isa, (long long)first, (long long)count, (long long)(first + i), got[i],
+                               d[first + i]);
+        ck_assert_each_msg(isnan(got[count]), "%s isa %d: decode of [%lld, +%lld) wrote past its range", what,
+                           (int)isa, (long long)first, (long long)count);
     }
     free(got);
 }
@@ -451,8 +452,8 @@ static void check_kernels(const hc_ctensor *ct, const char *what, const float *x
     for (int isa = HCI_ISA_PORTABLE; isa <= HCI_ISA_AVX512; isa++) {
         ck_assert_ok(hci_vq_decode_with(ct->state, 0, rows * cols, di, (hci_isa)isa));
         for (int64_t i = 0; i < rows * cols; i++)
-            ck_assert_each_msg(!memcmp(&di[i], &d[i], sizeof(float)), "%s isa %d: decoded value %lld is %g, portable %g",
-                          what, isa, (long long)i, di[i], d[i]);
+            ck_assert_each_msg(!memcmp(&di[i], &d[i], sizeof(float)), "%s isa %d: value %lld is %g, portable %g",
+                               what, isa, (long long)i, di[i], d[i]);
         check_decode_ranges(ct, what, d, (hci_isa)isa);
     }
     free(di);
@@ -466,7 +467,7 @@ static void check_kernels(const hc_ctensor *ct, const char *what, const float *x
             for (int64_t r = 0; r < rows; r++) {
                 if (r < row0 || r >= row1) {
                     ck_assert_each_msg(y[r] == 1e30f, "%s: row %lld outside [%lld, %lld) written", what, (long long)r,
-                                  (long long)row0, (long long)row1);
+                                       (long long)row0, (long long)row1);
                     continue;
                 }
                 double ref = 0, mag = 0;
@@ -476,9 +477,10 @@ static void check_kernels(const hc_ctensor *ct, const char *what, const float *x
                 }
                 double tol = 1e-5 * mag + 1e-30;
                 ck_assert_each_msg(fabs(y[r] - ref) <= tol, "%s isa %d strategy %d row %lld: %.9g vs %.9g (tol %g)",
-                              what, isa, (int)how[h], (long long)r, (double)y[r], ref, tol);
-                ck_assert_each_msg(fabs(y[r] - yp[r]) <= 2 * tol, "%s isa %d strategy %d row %lld: %.9g vs portable %.9g",
-                              what, isa, (int)how[h], (long long)r, (double)y[r], (double)yp[r]);
+                                   what, isa, (int)how[h], (long long)r, (double)y[r], ref, tol);
+                ck_assert_each_msg(fabs(y[r] - yp[r]) <= 2 * tol,
+                                   "%s isa %d strategy %d row %lld: %.9g vs portable %.9g", what, isa, (int)how[h],
+                                   (long long)r, (double)y[r], (double)yp[r]);
             }
         }
     free(d);
