@@ -88,10 +88,10 @@ START_TEST(ties_go_to_the_lowest_index_across_lanes_and_blocks)
         for (uint32_t threads = 1; threads <= 2; threads++) {
             ck_assert_ok(hc_kmeans_assign(idx, p, n, dim, c, k, threads));
             for (size_t i = 0; i < n; i++) {
-                ck_assert_msg(idx[i] < half, "k = %u, point %zu: centroid %u, a copy of %u", k, i, idx[i],
-                              idx[i] - half);
-                ck_assert_msg(idx[i] == ref[i], "k = %u, point %zu: %u here, %u in portable C", k, i, idx[i],
-                              ref[i]);
+                ck_assert_each_msg(idx[i] < half, "k = %u, point %zu: centroid %u, a copy of %u", k, i, idx[i],
+                                   idx[i] - half);
+                ck_assert_each_msg(idx[i] == ref[i], "k = %u, point %zu: %u here, %u in portable C", k, i, idx[i],
+                                   ref[i]);
             }
         }
         free(c);
